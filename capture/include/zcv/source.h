@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdint.h>
+#include <zcv/pattern.h>
+#include <zcv/pool.h>
+
+/*
+ * A frame source owns a buffer pool and fills it. Runs on the caller's
+ * loop: poll zcv_source_get_fd() for POLLIN, call zcv_source_dispatch().
+ * Each filled buffer (state PRODUCER) is handed to the frame callback,
+ * which publishes it (zcv_server_publish lends it to consumers); the
+ * source takes it back when the pool reports it free.
+ */
+struct zcv_source;
+
+struct zcv_source_callbacks {
+	void (*frame)(void *data, struct zcv_buffer *buf, const struct zcv_frame_meta *meta);
+};
+
+struct zcv_pattern_source_config {
+	enum zcv_pattern pattern;
+	uint32_t fourcc, width, height;
+	unsigned n_buffers;        /* 0: 6 */
+	uint32_t fps_num, fps_den; /* 0/x: unpaced, as fast as buffers come back */
+	uint64_t frames;           /* stop after this many; 0: never */
+	uint32_t stride_align;     /* 0: 64 */
+};
+
+/*
+ * Pattern source: frame k (sequence k, from 0) is zcv_pattern_render(k),
+ * due at start + k/fps on CLOCK_MONOTONIC. It never skips a frame number:
+ * when late, or when every buffer is lent, frame k comes out late.
+ * Returns 0, -EINVAL (bad size/format/count), -ENOMEM, or a memfd/timerfd errno.
+ */
+int zcv_pattern_source_create(const struct zcv_pattern_source_config *cfg,
+			      const struct zcv_source_callbacks *cbs, void *data,
+			      struct zcv_source **ret_source);
+
+/* Starts producing: frame 0 is due now. Returns 0 or a negative errno. */
+int zcv_source_start(struct zcv_source *src);
+
+void zcv_source_destroy(struct zcv_source *src); /* accepts NULL */
+int zcv_source_get_fd(struct zcv_source *src);   /* owned by the source */
+
+/* Produces the frames that are due. Returns 0, 1 once the last frame
+ * (cfg.frames) has been produced, or a negative errno. */
+int zcv_source_dispatch(struct zcv_source *src);
+
+struct zcv_pool *zcv_source_get_pool(struct zcv_source *src);
+
+/* Frames produced so far; frames the source lost (driver sequence gaps). */
+uint64_t zcv_source_frames(struct zcv_source *src);
+uint64_t zcv_source_dropped(struct zcv_source *src);
+
+/* Path description for stats: "memfd" or "dmabuf"/"copy" for V4L2. */
+const char *zcv_source_path(struct zcv_source *src);

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+#include "source_priv.h"
+
+void zcv_source_destroy(struct zcv_source *src)
+{
+	if (src)
+		src->ops->destroy(src);
+}
+
+int zcv_source_start(struct zcv_source *src)
+{
+	return src->ops->start(src);
+}
+
+int zcv_source_get_fd(struct zcv_source *src)
+{
+	return src->fd;
+}
+
+int zcv_source_dispatch(struct zcv_source *src)
+{
+	return src->ops->dispatch(src);
+}
+
+struct zcv_pool *zcv_source_get_pool(struct zcv_source *src)
+{
+	return src->pool;
+}
+
+uint64_t zcv_source_frames(struct zcv_source *src)
+{
+	return src->frames;
+}
+
+uint64_t zcv_source_dropped(struct zcv_source *src)
+{
+	return src->dropped;
+}
+
+const char *zcv_source_path(struct zcv_source *src)
+{
+	return src->ops->path(src);
+}

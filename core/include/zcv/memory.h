@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <zcv/common.h>
+
+/* Seals every zcv memfd carries: nobody, including a peer holding the fd,
+ * can shrink it (which would SIGBUS every other mapper) or grow it. */
+#define ZCV_MEMFD_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+
+/*
+ * Creates a memfd of exactly size bytes, CLOEXEC, sealed with
+ * ZCV_MEMFD_SEALS. Returns a new fd the caller must close, or a negative
+ * errno (-EINVAL for size 0, or what memfd_create/ftruncate/fcntl said).
+ */
+ZCV_EXPORT int zcv_memfd_create(const char *name, uint64_t size);
+
+/*
+ * Checks that fd (borrowed) is a memfd of at least min_size bytes whose
+ * size cannot change (F_SEAL_SHRINK and F_SEAL_GROW set). Writes the size.
+ * Returns 0, -EPERM when the seals are missing, -EMSGSIZE when too small,
+ * or the errno of fstat/fcntl (-EINVAL for an fd that is not a memfd).
+ */
+ZCV_EXPORT int zcv_memfd_check_sealed(int fd, uint64_t min_size, uint64_t *ret_size);
+
+/* Size of whatever fd (borrowed) refers to: a DMA-BUF's size comes from
+ * lseek(SEEK_END), a memfd's from fstat. Returns 0 or a negative errno. */
+ZCV_EXPORT int zcv_fd_size(int fd, uint64_t *ret_size);
+
+/* True when fd (borrowed) is a DMA-BUF (answers DMA_BUF_IOCTL_SYNC-style
+ * introspection: its /proc/self/fdinfo has an "exp_name" line). */
+ZCV_EXPORT bool zcv_fd_is_dmabuf(int fd);
+
+/* CPU access bracketing for DMA-BUF mappings. flags: ZCV_SYNC_READ,
+ * ZCV_SYNC_WRITE or both. fd is borrowed. On a non-DMA-BUF fd (memfd) these
+ * are no-ops returning 0. Returns 0 or a negative errno from the ioctl
+ * (retried on EINTR/EAGAIN). */
+#define ZCV_SYNC_READ 1u
+#define ZCV_SYNC_WRITE 2u
+ZCV_EXPORT int zcv_dmabuf_sync_start(int fd, unsigned flags);
+ZCV_EXPORT int zcv_dmabuf_sync_end(int fd, unsigned flags);
+
+/* Bytes copied by zcv on the frame path in this process. Every place that
+ * copies frame bytes calls zcv_copied_bytes_add(); tools report the total. */
+ZCV_EXPORT void zcv_copied_bytes_add(uint64_t n);
+ZCV_EXPORT uint64_t zcv_copied_bytes_get(void);
+
+/* memcpy of frame bytes that counts them in zcv_copied_bytes. */
+ZCV_EXPORT void zcv_frame_copy(void *dst, const void *src, size_t n);

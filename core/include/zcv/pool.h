@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <zcv/format.h>
+
+#define ZCV_POOL_MAX_BUFFERS 32
+
+enum zcv_buffer_state {
+	ZCV_BUFFER_FREE = 0, /* the producer may fill it */
+	ZCV_BUFFER_PRODUCER, /* being filled (or queued in a driver) */
+	ZCV_BUFFER_LENT,     /* published; held by >= 1 consumer */
+};
+
+enum zcv_memory_kind {
+	ZCV_MEMORY_MEMFD = 1,
+	ZCV_MEMORY_DMABUF = 2,
+};
+
+struct zcv_buffer {
+	unsigned index;
+	enum zcv_buffer_state state;
+	unsigned holders; /* consumers that hold it now */
+	uint64_t sequence; /* of the frame last published from it */
+	unsigned n_fds;
+	int fds[ZCV_MAX_PLANES];         /* owned by the pool; -1 if unused */
+	uint64_t fd_size[ZCV_MAX_PLANES];
+	uint8_t plane_fd[ZCV_MAX_PLANES]; /* memory object (fds[] index) of each plane */
+	void *map[ZCV_MAX_PLANES];        /* per fd, made once by zcv_pool_map() */
+	void *priv;                       /* owner's per-buffer data */
+};
+
+/* What a source knows of a frame it filled. */
+#define ZCV_FRAME_FLAG_ERROR (1u << 0) /* driver flagged the data as possibly corrupt */
+#define ZCV_FRAME_FLAG_LAST (1u << 1)  /* last frame of the stream */
+
+struct zcv_frame_meta {
+	uint64_t sequence;
+	uint64_t timestamp_ns; /* CLOCK_MONOTONIC */
+	uint32_t flags;        /* ZCV_FRAME_FLAG_* */
+	uint32_t bytesused[ZCV_MAX_PLANES]; /* 0: the plane's full size */
+};
+
+struct zcv_pool;
+
+/* Called when the last holder of a buffer released it (state back to FREE). */
+typedef void (*zcv_pool_free_cb)(void *data, struct zcv_pool *pool, struct zcv_buffer *buf);
+
+struct zcv_pool {
+	uint32_t generation;
+	enum zcv_memory_kind kind;
+	struct zcv_layout layout;
+	unsigned n_buffers;
+	struct zcv_buffer buffers[ZCV_POOL_MAX_BUFFERS];
+	zcv_pool_free_cb on_free;
+	void *on_free_data;
+};
+
+/*
+ * Creates a pool of n sealed memfd buffers (one memfd per buffer, all
+ * planes inside it at the layout's offsets). Returns 0 or -EINVAL (n is 0
+ * or above ZCV_POOL_MAX_BUFFERS, invalid layout), -ENOMEM, or a memfd error.
+ */
+ZCV_EXPORT int zcv_pool_create_memfd(const struct zcv_layout *layout, unsigned n,
+				     uint32_t generation, struct zcv_pool **ret_pool);
+
+/*
+ * Creates a pool of n buffers without memory; the owner then gives each
+ * buffer its fds with zcv_pool_set_fds() (e.g. V4L2 EXPBUF).
+ * Returns 0, -EINVAL or -ENOMEM.
+ */
+ZCV_EXPORT int zcv_pool_create_empty(const struct zcv_layout *layout, unsigned n,
+				     uint32_t generation, enum zcv_memory_kind kind,
+				     struct zcv_pool **ret_pool);
+
+/*
+ * Gives buffer idx its memory: n_fds fds, TAKEN by the pool (closed by
+ * zcv_pool_destroy, and on failure here too); plane_fd[p] says which fd
+ * plane p lives in. Returns 0 or -EINVAL (bad index/count/mapping, a
+ * plane that does not fit its fd), or the error of sizing an fd.
+ */
+ZCV_EXPORT int zcv_pool_set_fds(struct zcv_pool *pool, unsigned idx, unsigned n_fds,
+				const int *fds, const uint8_t *plane_fd);
+
+/* Unmaps and closes everything. Accepts NULL. */
+ZCV_EXPORT void zcv_pool_destroy(struct zcv_pool *pool);
+
+/* Maps every fd of buffer idx once (MAP_SHARED, prot PROT_READ|PROT_WRITE
+ * for the producer). Later calls return the existing mapping.
+ * Returns 0, -EINVAL or the errno of mmap. */
+ZCV_EXPORT int zcv_pool_map(struct zcv_pool *pool, unsigned idx, int prot);
+
+/* Pointer to plane p of a mapped buffer, or NULL when unmapped. */
+ZCV_EXPORT uint8_t *zcv_buffer_plane(const struct zcv_pool *pool, const struct zcv_buffer *buf,
+				     unsigned p);
+
+/* Takes a FREE buffer for the producer to fill (state PRODUCER), lowest
+ * index first. Returns NULL when none is free. */
+ZCV_EXPORT struct zcv_buffer *zcv_pool_acquire(struct zcv_pool *pool);
+
+/* Publication accounting, used by the server:
+ * zcv_pool_lend() moves a PRODUCER buffer to LENT with `holders` holders
+ * (0 holders: straight back to FREE, on_free is called). Returns 0 or -EINVAL
+ * when the buffer is not the producer's.
+ * zcv_pool_hold()/zcv_pool_unhold() adjust the holder count of a LENT
+ * buffer; the unhold that drops it to 0 sets FREE and calls on_free.
+ * unhold returns the remaining holders, or -EINVAL when not held. */
+ZCV_EXPORT int zcv_pool_lend(struct zcv_pool *pool, unsigned idx, unsigned holders);
+ZCV_EXPORT int zcv_pool_unhold(struct zcv_pool *pool, unsigned idx);
+
+/* Number of buffers in each state, for tests and stats. */
+ZCV_EXPORT unsigned zcv_pool_count(const struct zcv_pool *pool, enum zcv_buffer_state state);

@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <zcv/pool.h>
+
+/*
+ * Producer side of a zcv stream. Owns the listening socket and every
+ * consumer connection. Runs on the caller's loop: add zcv_server_get_fd()
+ * (an epoll fd) for EPOLLIN to your loop and call zcv_server_dispatch()
+ * when it is readable. Never blocks on a consumer.
+ */
+struct zcv_server;
+
+/* struct zcv_frame_meta is in <zcv/pool.h>: sources fill it, the server sends it. */
+
+struct zcv_server_config {
+	const char *socket_path; /* NULL: zcv_socket_default_path() */
+	unsigned max_hold;       /* default and cap of frames one consumer may hold; 0: 2 */
+	uint64_t hold_timeout_ns; /* evict a consumer holding a frame longer; 0: 1 s */
+	unsigned max_consumers;   /* 0: 16 */
+	uint32_t fps_num, fps_den; /* advertised frame rate; 0/1 unpaced */
+	uint32_t colorspace;       /* V4L2 colorspace, 0 default */
+	uint64_t modifier;         /* DRM modifier of the buffers, 0 linear */
+	gid_t allowed_gid;         /* (gid_t)-1: none; else peers of this gid are accepted too */
+	bool allow_any_uid;        /* tests only: skip the same-uid check */
+};
+
+enum zcv_consumer_state {
+	ZCV_CONSUMER_HANDSHAKE = 0,
+	ZCV_CONSUMER_STREAMING,
+	ZCV_CONSUMER_GONE,
+};
+
+struct zcv_consumer_info {
+	unsigned id;
+	char name[32];
+	pid_t pid;
+	uid_t uid;
+	enum zcv_consumer_state state;
+	int path;              /* enum zcv_path of the protocol */
+	unsigned max_hold;
+	unsigned held;         /* frames it holds now */
+	uint64_t frames_sent;
+	uint64_t skipped;      /* frames it missed because it was at its hold limit */
+	uint64_t copied_bytes; /* copy tier only */
+	int end_error;         /* why it left: 0 clean, -ECONNRESET, -ETIMEDOUT (held too long), -EPROTO, ... */
+	char end_reason[64];
+};
+
+struct zcv_server_callbacks {
+	void (*consumer_joined)(void *data, const struct zcv_consumer_info *info);
+	void (*consumer_left)(void *data, const struct zcv_consumer_info *info);
+};
+
+/*
+ * Binds the socket and starts listening. pool is borrowed and must outlive
+ * the server (or be replaced with zcv_server_set_pool()); the server sets
+ * nothing in it but holder counts (zcv_pool_lend / zcv_pool_unhold), so the
+ * pool's on_free callback tells the producer when a buffer comes back.
+ * Returns 0 or: -EADDRINUSE when another producer serves that path,
+ * -ENAMETOOLONG, -EINVAL for a bad config, or a socket/epoll errno.
+ */
+ZCV_EXPORT int zcv_server_create(const struct zcv_server_config *cfg,
+				 const struct zcv_server_callbacks *cbs, void *data,
+				 struct zcv_pool *pool, struct zcv_server **ret_server);
+
+/* Sends BYE (end of stream) to every consumer, closes all, unlinks the
+ * socket. Buffers still lent are unheld. Accepts NULL. */
+ZCV_EXPORT void zcv_server_destroy(struct zcv_server *srv);
+
+/* Epoll fd to poll for EPOLLIN; owned by the server. */
+ZCV_EXPORT int zcv_server_get_fd(struct zcv_server *srv);
+
+/* Handles everything pending (accept, messages, hang-ups, hold timeouts)
+ * without blocking. Returns 0, or a negative errno on an internal failure
+ * (consumer misbehaviour is handled by disconnecting that consumer). */
+ZCV_EXPORT int zcv_server_dispatch(struct zcv_server *srv);
+
+/*
+ * Publishes the frame in buffer idx (state PRODUCER) to every streaming
+ * consumer below its hold limit; the others are skipped and count a drop.
+ * The buffer is lent with one holder per receiver (free at once with none).
+ * Returns the number of consumers that got it, or -EINVAL (bad index or the
+ * buffer is not the producer's).
+ */
+ZCV_EXPORT int zcv_server_publish(struct zcv_server *srv, unsigned idx,
+				  const struct zcv_frame_meta *meta);
+
+/* Replaces the pool (new generation): every consumer gets a new WELCOME
+ * and the new buffers; old buffers are retired as they are released.
+ * pool is borrowed. Returns 0 or -EINVAL (generation not newer). */
+ZCV_EXPORT int zcv_server_set_pool(struct zcv_server *srv, struct zcv_pool *pool);
+
+/* Tells every consumer the stream ended (error 0) or failed (negative
+ * errno, reason text), and stops accepting. Consumers keep their
+ * connection until they release what they hold or hang up. */
+ZCV_EXPORT void zcv_server_end(struct zcv_server *srv, int error, const char *reason);
+
+/* Consumers connected now plus those that left (most recent 64), oldest
+ * first. Returns how many were written (at most max). */
+ZCV_EXPORT unsigned zcv_server_get_consumers(struct zcv_server *srv, struct zcv_consumer_info *out,
+					     unsigned max);
+
+/* Number of consumers in STREAMING state. */
+ZCV_EXPORT unsigned zcv_server_streaming_count(struct zcv_server *srv);
+
+/* Frames published and total bytes the copy tier copied. */
+ZCV_EXPORT uint64_t zcv_server_copied_bytes(struct zcv_server *srv);
+
+/* The socket path in use (owned by the server). */
+ZCV_EXPORT const char *zcv_server_socket_path(struct zcv_server *srv);
+
+/*
+ * Default socket path: $XDG_RUNTIME_DIR/zcv/default.sock, else
+ * /tmp/zcv-$UID/default.sock. Creates the directory with mode 0700 when
+ * missing and refuses one that is not ours or is group/world accessible.
+ * Returns 0, -ENAMETOOLONG, -EPERM (unsafe directory) or a mkdir errno.
+ */
+ZCV_EXPORT int zcv_socket_default_path(char *buf, size_t size);

@@ -1,0 +1,1004 @@
+/* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <zcv/log.h>
+#include <zcv/memory.h>
+#include <zcv/server.h>
+#include <zcv/stream_id.h>
+#include "wire.h"
+
+#define DEPARTED_MAX 64
+#define NSEC_PER_MSEC 1000000ull
+#define HANDSHAKE_TIMEOUT_NS (5000ull * NSEC_PER_MSEC)
+/* Room for several pool announcements (WELCOME + 32 BUFFERs each) plus
+ * every frame a consumer may hold: a consumer that still fills this is
+ * not reading at all. The kernel caps it at net.core.wmem_max. */
+#define CONSUMER_SNDBUF (1 << 20)
+
+struct hold {
+	struct zcv_pool *pool; /* the source pool or the consumer's private copy pool */
+	uint32_t generation;
+	uint32_t index;
+	uint64_t sequence;
+	uint64_t since_ns;
+	bool private_pool;
+};
+
+struct consumer {
+	struct zcv_server *srv;
+	struct consumer *next;
+	int fd;
+	bool dead;
+	bool joined;         /* consumer_joined was called: consumer_left follows */
+	int pending_error;   /* publish failed to reach it: drop after the publish */
+	uint64_t accepted_ns;
+	uint32_t caps;
+	unsigned version;
+	struct zcv_consumer_info info;
+	/* COPY path: private sealed memfd pool of the current generation.
+	 * Retired private pools live on only through holds (private_pool). */
+	struct zcv_pool *copy_pool;
+	unsigned n_holds;
+	struct hold holds[ZCV_POOL_MAX_BUFFERS];
+};
+
+struct zcv_server {
+	struct zcv_server_config cfg;
+	struct zcv_server_callbacks cbs;
+	void *data;
+	struct zcv_pool *pool;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	dev_t sock_dev;
+	ino_t sock_ino;
+	int epfd;
+	int listen_fd;
+	int timer_fd;
+	uint64_t timer_deadline; /* 0: disarmed */
+	uint8_t stream_id[16];
+	unsigned next_id;
+	unsigned n_consumers;
+	struct consumer *consumers; /* in order of arrival */
+	struct consumer *graveyard; /* dropped, freed when no dispatch can still see them */
+	unsigned depth;             /* nesting of public calls (callbacks may re-enter) */
+	bool destroying;
+	bool ended;
+	int end_error;
+	char end_reason[64];
+	uint64_t copied_bytes;
+	struct zcv_consumer_info departed[DEPARTED_MAX];
+	unsigned departed_next, n_departed;
+};
+
+static void reap(struct zcv_server *srv)
+{
+	if (srv->depth)
+		return;
+	while (srv->graveyard) {
+		struct consumer *c = srv->graveyard;
+
+		srv->graveyard = c->next;
+		free(c);
+	}
+}
+
+static void leave(struct zcv_server *srv)
+{
+	srv->depth--;
+	reap(srv);
+}
+
+static void departed_push(struct zcv_server *srv, const struct zcv_consumer_info *info)
+{
+	srv->departed[srv->departed_next] = *info;
+	srv->departed_next = (srv->departed_next + 1) % DEPARTED_MAX;
+	if (srv->n_departed < DEPARTED_MAX)
+		srv->n_departed++;
+}
+
+static void send_bye(struct consumer *c, int error, const char *reason)
+{
+	struct zcv_msg_bye bye;
+	size_t len = zcv_msg_init_bye(&bye, error, reason);
+
+	/* Best effort: the consumer may be gone or not reading. */
+	(void)zcv_msg_send(c->fd, &bye, len, NULL, 0);
+}
+
+static bool pool_is_retired_copy(const struct consumer *c, const struct hold *h)
+{
+	return h->private_pool && h->pool != c->copy_pool;
+}
+
+/* Gives back one hold; a retired private pool goes with its last buffer. */
+static void hold_return(struct consumer *c, const struct hold *h)
+{
+	if (zcv_pool_unhold(h->pool, h->index) < 0)
+		zcv_debug("server: consumer %u: unhold of g%u b%u failed", c->info.id, h->generation,
+			  h->index);
+	if (pool_is_retired_copy(c, h) && zcv_pool_count(h->pool, ZCV_BUFFER_LENT) == 0)
+		zcv_pool_destroy(h->pool);
+}
+
+static void retire_copy_pool(struct consumer *c)
+{
+	struct zcv_pool *p = c->copy_pool;
+
+	c->copy_pool = NULL;
+	if (p && zcv_pool_count(p, ZCV_BUFFER_LENT) == 0)
+		zcv_pool_destroy(p);
+}
+
+/*
+ * Ends a consumer: optional BYE, every hold reclaimed, fd closed, info
+ * kept among the departed. The struct itself is freed by reap() because
+ * a dispatch loop may still hold an epoll event pointing at it.
+ */
+static void consumer_drop(struct consumer *c, int error, const char *reason, bool bye)
+{
+	struct zcv_server *srv = c->srv;
+	struct consumer **pp;
+
+	struct hold holds[ZCV_POOL_MAX_BUFFERS];
+	unsigned n_holds = c->n_holds;
+
+	if (c->dead)
+		return;
+	c->dead = true;
+	/* GONE before anything is given back: a pool's on_free may make the
+	 * producer publish again from inside this function. */
+	c->info.state = ZCV_CONSUMER_GONE;
+	zcv_debug("server: consumer %u (%s) leaves: %d %s", c->info.id, c->info.name, error,
+		  reason ? reason : "");
+	if (bye)
+		send_bye(c, error, reason);
+	memcpy(holds, c->holds, n_holds * sizeof(holds[0]));
+	c->n_holds = 0;
+	for (unsigned i = 0; i < n_holds; i++)
+		hold_return(c, &holds[i]);
+	retire_copy_pool(c);
+	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	c->fd = -1;
+
+	c->info.held = 0;
+	c->info.end_error = error;
+	snprintf(c->info.end_reason, sizeof(c->info.end_reason), "%s", reason ? reason : "");
+	departed_push(srv, &c->info);
+
+	for (pp = &srv->consumers; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	srv->n_consumers--;
+	c->next = srv->graveyard;
+	srv->graveyard = c;
+
+	if (c->joined && !srv->destroying && srv->cbs.consumer_left)
+		srv->cbs.consumer_left(srv->data, &c->info);
+}
+
+static void consumer_dropf(struct consumer *c, int error, bool bye, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void consumer_dropf(struct consumer *c, int error, bool bye, const char *fmt, ...)
+{
+	char reason[64];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	consumer_drop(c, error, reason, bye);
+}
+
+static uint64_t hold_timeout_ns(const struct zcv_server *srv)
+{
+	return srv->cfg.hold_timeout_ns;
+}
+
+/* Arms the timer for the earliest hold or handshake deadline; disarms it
+ * when nothing can time out, so an idle producer never wakes up. */
+static void timer_update(struct zcv_server *srv)
+{
+	uint64_t deadline = 0;
+	struct itimerspec its = { 0 };
+
+	for (struct consumer *c = srv->consumers; c; c = c->next) {
+		uint64_t d;
+
+		if (c->info.state == ZCV_CONSUMER_HANDSHAKE) {
+			d = c->accepted_ns + HANDSHAKE_TIMEOUT_NS;
+			if (!deadline || d < deadline)
+				deadline = d;
+		}
+		for (unsigned i = 0; i < c->n_holds; i++) {
+			d = c->holds[i].since_ns + hold_timeout_ns(srv);
+			if (!deadline || d < deadline)
+				deadline = d;
+		}
+	}
+	if (deadline == srv->timer_deadline)
+		return;
+	if (deadline) {
+		/* +1 ns: the check is "more than" the timeout */
+		deadline++;
+		its.it_value.tv_sec = (time_t)(deadline / 1000000000ull);
+		its.it_value.tv_nsec = (long)(deadline % 1000000000ull);
+	}
+	if (timerfd_settime(srv->timer_fd, TFD_TIMER_ABSTIME, &its, NULL) == 0)
+		srv->timer_deadline = deadline;
+}
+
+static void check_timeouts(struct zcv_server *srv)
+{
+	uint64_t now = zcv_now_ns();
+	struct consumer *c, *next;
+
+	for (c = srv->consumers; c; c = next) {
+		next = c->next;
+		if (c->info.state == ZCV_CONSUMER_HANDSHAKE &&
+		    now - c->accepted_ns > HANDSHAKE_TIMEOUT_NS) {
+			consumer_dropf(c, -ETIMEDOUT, true, "no HELLO within %llu ms",
+				       HANDSHAKE_TIMEOUT_NS / NSEC_PER_MSEC);
+			continue;
+		}
+		for (unsigned i = 0; i < c->n_holds; i++) {
+			if (now - c->holds[i].since_ns > hold_timeout_ns(srv)) {
+				consumer_dropf(c, -ETIMEDOUT, true,
+					       "held frame %llu for more than %llu ms",
+					       (unsigned long long)c->holds[i].sequence,
+					       (unsigned long long)(hold_timeout_ns(srv) /
+								    NSEC_PER_MSEC));
+				break;
+			}
+		}
+	}
+}
+
+static int select_path(const struct zcv_pool *pool, uint32_t caps)
+{
+	if (caps & ZCV_CAP_NEEDS_COPY)
+		return ZCV_PATH_COPY;
+	if (pool->kind == ZCV_MEMORY_DMABUF && (caps & ZCV_CAP_DMABUF))
+		return ZCV_PATH_DMABUF;
+	if (pool->kind == ZCV_MEMORY_MEMFD && (caps & ZCV_CAP_MEMFD))
+		return ZCV_PATH_MEMFD;
+	return ZCV_PATH_COPY;
+}
+
+/* The pool this consumer's frames come from. */
+static struct zcv_pool *consumer_pool(struct consumer *c)
+{
+	return c->copy_pool ? c->copy_pool : c->srv->pool;
+}
+
+/* Chooses the consumer's path for the current pool and makes its private
+ * pool when that path is COPY. */
+static int consumer_setup_path(struct consumer *c)
+{
+	struct zcv_server *srv = c->srv;
+	struct zcv_pool *p = NULL;
+	int r;
+
+	c->info.path = select_path(srv->pool, c->caps);
+	if (c->info.path != ZCV_PATH_COPY)
+		return 0;
+	r = zcv_pool_create_memfd(&srv->pool->layout, srv->pool->n_buffers,
+				  srv->pool->generation, &p);
+	if (r < 0)
+		return r;
+	c->copy_pool = p;
+	return 0;
+}
+
+/* WELCOME and one BUFFER per pool buffer: the only time fds travel. */
+static int send_pool(struct consumer *c)
+{
+	struct zcv_server *srv = c->srv;
+	struct zcv_pool *pool = consumer_pool(c);
+	const struct zcv_layout *l = &pool->layout;
+	struct zcv_msg_welcome w;
+	size_t len;
+	int r;
+
+	len = zcv_msg_init(&w, ZCV_MSG_WELCOME);
+	w.hdr.version = (uint16_t)c->version;
+	w.version = (uint16_t)c->version;
+	w.path = (uint16_t)c->info.path;
+	w.max_hold = c->info.max_hold;
+	memcpy(w.stream_id, srv->stream_id, sizeof(w.stream_id));
+	w.fourcc = l->fourcc;
+	w.width = l->width;
+	w.height = l->height;
+	w.n_planes = l->n_planes;
+	for (unsigned p = 0; p < l->n_planes && p < ZCV_MAX_PLANES; p++) {
+		w.planes[p].offset = l->planes[p].offset;
+		w.planes[p].stride = l->planes[p].stride;
+		w.planes[p].size = l->planes[p].size;
+	}
+	w.modifier = srv->cfg.modifier;
+	w.colorspace = srv->cfg.colorspace;
+	w.fps_num = srv->cfg.fps_num;
+	w.fps_den = srv->cfg.fps_den;
+	w.generation = pool->generation;
+	w.n_buffers = pool->n_buffers;
+	w.frame_size = l->size;
+	r = zcv_msg_send(c->fd, &w, len, NULL, 0);
+	if (r < 0)
+		return r;
+
+	for (unsigned i = 0; i < pool->n_buffers; i++) {
+		const struct zcv_buffer *b = &pool->buffers[i];
+		struct zcv_msg_buffer m;
+
+		len = zcv_msg_init(&m, ZCV_MSG_BUFFER);
+		m.hdr.version = (uint16_t)c->version;
+		m.generation = pool->generation;
+		m.index = i;
+		m.n_fds = b->n_fds;
+		memcpy(m.plane_fd, b->plane_fd, sizeof(m.plane_fd));
+		for (unsigned f = 0; f < b->n_fds; f++)
+			m.fd_size[f] = b->fd_size[f];
+		r = zcv_msg_send(c->fd, &m, len, b->fds, b->n_fds);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static void handle_hello(struct consumer *c, const struct zcv_msg_hello *h)
+{
+	struct zcv_server *srv = c->srv;
+	int r;
+
+	if (c->info.state != ZCV_CONSUMER_HANDSHAKE) {
+		consumer_drop(c, -EPROTO, "HELLO after the handshake", true);
+		return;
+	}
+	memcpy(c->info.name, h->name, sizeof(c->info.name));
+	c->info.name[sizeof(c->info.name) - 1] = '\0';
+	if (h->min_version > ZCV_PROTOCOL_VERSION) {
+		consumer_dropf(c, -EPROTONOSUPPORT, true,
+			       "client needs protocol >= %u, producer speaks <= %u", h->min_version,
+			       ZCV_PROTOCOL_VERSION);
+		return;
+	}
+	c->version = ZCV_MIN((unsigned)h->hdr.version, (unsigned)ZCV_PROTOCOL_VERSION);
+	c->caps = h->caps;
+	c->info.max_hold = h->max_hold ? ZCV_MIN(h->max_hold, srv->cfg.max_hold) : srv->cfg.max_hold;
+	r = consumer_setup_path(c);
+	if (r < 0) {
+		consumer_dropf(c, r, true, "cannot create a copy pool (%s)", strerror(-r));
+		return;
+	}
+	r = send_pool(c);
+	if (r < 0) {
+		consumer_dropf(c, r, false, "cannot send the pool (%s)", strerror(-r));
+		return;
+	}
+	c->info.state = ZCV_CONSUMER_STREAMING;
+	c->joined = true;
+	zcv_debug("server: consumer %u (%s) streaming, path %d, max_hold %u", c->info.id,
+		  c->info.name, c->info.path, c->info.max_hold);
+	if (srv->cbs.consumer_joined)
+		srv->cbs.consumer_joined(srv->data, &c->info);
+}
+
+static void handle_release(struct consumer *c, const struct zcv_msg_release *m)
+{
+	struct zcv_server *srv = c->srv;
+	struct hold h;
+	unsigned i;
+
+	if (c->info.state != ZCV_CONSUMER_STREAMING) {
+		consumer_drop(c, -EPROTO, "RELEASE before the handshake", true);
+		return;
+	}
+	for (i = 0; i < c->n_holds; i++) {
+		h = c->holds[i];
+		if (h.generation == m->generation && h.index == m->index &&
+		    h.sequence == m->sequence)
+			break;
+	}
+	if (i == c->n_holds) {
+		consumer_dropf(c, -EPROTO, true, "released g%u b%u seq %llu it does not hold",
+			       m->generation, m->index, (unsigned long long)m->sequence);
+		return;
+	}
+	c->holds[i] = c->holds[--c->n_holds];
+	c->info.held = c->n_holds;
+	hold_return(c, &h);
+	/* After zcv_server_end() a consumer stays only to give frames back. */
+	if (srv->ended && c->n_holds == 0)
+		consumer_drop(c, srv->end_error, srv->end_reason, false);
+}
+
+static void consumer_read(struct consumer *c)
+{
+	/* A consumer only ever sends HELLO, a RELEASE per frame it got and
+	 * BYE; far more than that in one go is a flood. */
+	unsigned limit = 4 * ZCV_MAX(c->info.max_hold, c->srv->cfg.max_hold) + 16;
+
+	for (unsigned n = 0; !c->dead; n++) {
+		union zcv_msg m;
+		int fds[ZCV_MSG_MAX_FDS];
+		unsigned n_fds = 0;
+		int r;
+
+		if (n >= limit) {
+			consumer_dropf(c, -EPROTO, true, "flooding: over %u messages at once",
+				       limit);
+			return;
+		}
+		r = zcv_msg_read(c->fd, &m, fds, &n_fds);
+		if (r == -EAGAIN)
+			return;
+		if (r == 0) {
+			consumer_drop(c, -ECONNRESET, "consumer hung up", false);
+			return;
+		}
+		if (r == -EPROTO) {
+			consumer_drop(c, -EPROTO, "malformed message", true);
+			return;
+		}
+		if (r < 0) {
+			consumer_dropf(c, r, false, "connection error (%s)", strerror(-r));
+			return;
+		}
+		/* validated: only BUFFER carries fds, and consumers never send it */
+		zcv_close_fds(fds, n_fds);
+		switch (m.hdr.type) {
+		case ZCV_MSG_HELLO:
+			handle_hello(c, &m.hello);
+			break;
+		case ZCV_MSG_RELEASE:
+			handle_release(c, &m.release);
+			break;
+		case ZCV_MSG_BYE:
+			consumer_drop(c, m.bye.error,
+				      m.bye.reason[0] ? m.bye.reason : "consumer said goodbye",
+				      false);
+			break;
+		default:
+			consumer_dropf(c, -EPROTO, true, "unexpected %s from a consumer",
+				       zcv_msg_type_name(m.hdr.type));
+			break;
+		}
+	}
+}
+
+static bool peer_allowed(const struct zcv_server *srv, int fd, const struct ucred *cred)
+{
+	if (srv->cfg.allow_any_uid || cred->uid == geteuid())
+		return true;
+	if (srv->cfg.allowed_gid == (gid_t)-1)
+		return false;
+	if (cred->gid == srv->cfg.allowed_gid)
+		return true;
+#ifdef SO_PEERGROUPS
+	{
+		gid_t groups[256];
+		socklen_t len = sizeof(groups);
+
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0)
+			for (size_t i = 0; i < len / sizeof(gid_t); i++)
+				if (groups[i] == srv->cfg.allowed_gid)
+					return true;
+	}
+#endif
+	return false;
+}
+
+static void accept_one(struct zcv_server *srv, int fd)
+{
+	struct ucred cred = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
+	socklen_t len = sizeof(cred);
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct consumer *c, **pp;
+	int sndbuf = CONSUMER_SNDBUF;
+
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->srv = srv;
+	c->fd = fd;
+	c->accepted_ns = zcv_now_ns();
+	c->info.id = srv->next_id++;
+	c->info.state = ZCV_CONSUMER_HANDSHAKE;
+	c->info.max_hold = srv->cfg.max_hold;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+		c->info.pid = cred.pid;
+		c->info.uid = cred.uid;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+
+	/* Linked in first so that every refusal goes through consumer_drop()
+	 * and is remembered among the departed. */
+	for (pp = &srv->consumers; *pp; pp = &(*pp)->next)
+		;
+	*pp = c;
+	srv->n_consumers++;
+
+	if (!peer_allowed(srv, fd, &cred)) {
+		consumer_dropf(c, -EACCES, true, "uid %u is not allowed here", (unsigned)cred.uid);
+		return;
+	}
+	if (srv->n_consumers > srv->cfg.max_consumers) {
+		consumer_dropf(c, -EBUSY, true, "too many consumers (max %u)",
+			       srv->cfg.max_consumers);
+		return;
+	}
+	ev.data.ptr = c;
+	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		consumer_dropf(c, -errno, true, "epoll: %s", strerror(errno));
+		return;
+	}
+}
+
+static void accept_all(struct zcv_server *srv)
+{
+	/* Bounded so a connect storm cannot starve frame releases. */
+	for (int i = 0; i < 16 && srv->listen_fd >= 0; i++) {
+		int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+		if (fd < 0)
+			return;
+		accept_one(srv, fd);
+	}
+}
+
+static int pool_check(const struct zcv_pool *pool)
+{
+	if (!pool || pool->n_buffers == 0 || pool->n_buffers > ZCV_POOL_MAX_BUFFERS ||
+	    zcv_layout_validate(&pool->layout) < 0)
+		return -EINVAL;
+	if (pool->kind != ZCV_MEMORY_MEMFD && pool->kind != ZCV_MEMORY_DMABUF)
+		return -EINVAL;
+	for (unsigned i = 0; i < pool->n_buffers; i++) {
+		const struct zcv_buffer *b = &pool->buffers[i];
+
+		/* every buffer must have memory before it can be announced */
+		if (b->n_fds == 0 || b->n_fds > ZCV_MSG_MAX_FDS)
+			return -EINVAL;
+		for (unsigned f = 0; f < b->n_fds; f++)
+			if (b->fds[f] < 0 || b->fd_size[f] == 0)
+				return -EINVAL;
+	}
+	return 0;
+}
+
+int zcv_server_create(const struct zcv_server_config *cfg, const struct zcv_server_callbacks *cbs,
+		      void *data, struct zcv_pool *pool, struct zcv_server **ret_server)
+{
+	static const struct zcv_server_config defaults = { .allowed_gid = (gid_t)-1 };
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct zcv_server *srv;
+	struct stat st;
+	unsigned mode = 0600;
+	int r;
+
+	if (!cfg)
+		cfg = &defaults;
+	if (!ret_server || pool_check(pool) < 0 || cfg->max_hold > ZCV_POOL_MAX_BUFFERS ||
+	    (cfg->fps_num && !cfg->fps_den))
+		return -EINVAL;
+	srv = calloc(1, sizeof(*srv));
+	if (!srv)
+		return -ENOMEM;
+	srv->cfg = *cfg;
+	if (!srv->cfg.max_hold)
+		srv->cfg.max_hold = 2;
+	if (!srv->cfg.hold_timeout_ns)
+		srv->cfg.hold_timeout_ns = 1000 * NSEC_PER_MSEC;
+	if (!srv->cfg.max_consumers)
+		srv->cfg.max_consumers = 16;
+	if (!srv->cfg.fps_num && !srv->cfg.fps_den)
+		srv->cfg.fps_den = 1;
+	if (cbs)
+		srv->cbs = *cbs;
+	srv->data = data;
+	srv->pool = pool;
+	srv->epfd = srv->listen_fd = srv->timer_fd = -1;
+	srv->next_id = 1;
+	zcv_stream_id_generate(srv->stream_id);
+
+	if (cfg->socket_path) {
+		if (strlen(cfg->socket_path) >= sizeof(srv->path)) {
+			r = -ENAMETOOLONG;
+			goto fail;
+		}
+		strcpy(srv->path, cfg->socket_path);
+	} else {
+		r = zcv_socket_default_path(srv->path, sizeof(srv->path));
+		if (r < 0)
+			goto fail;
+	}
+	srv->cfg.socket_path = srv->path;
+
+	srv->epfd = epoll_create1(EPOLL_CLOEXEC);
+	srv->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (srv->epfd < 0 || srv->timer_fd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = zcv_socket_listen(srv->path, mode);
+	if (r < 0)
+		goto fail;
+	srv->listen_fd = r;
+	if (lstat(srv->path, &st) == 0) {
+		srv->sock_dev = st.st_dev;
+		srv->sock_ino = st.st_ino;
+	}
+	/* Open the socket to the allowed group only when the file really is
+	 * that group's: otherwise 0660 would admit our own primary group. */
+	if (cfg->allowed_gid != (gid_t)-1 && (chown(srv->path, (uid_t)-1, cfg->allowed_gid) == 0 ||
+					      st.st_gid == cfg->allowed_gid)) {
+		if (chmod(srv->path, 0660) < 0)
+			zcv_debug("server: chmod 0660 %s: %s", srv->path, strerror(errno));
+	}
+
+	ev.data.ptr = &srv->listen_fd;
+	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->listen_fd, &ev) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	ev.data.ptr = &srv->timer_fd;
+	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->timer_fd, &ev) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	*ret_server = srv;
+	return 0;
+
+fail:
+	if (srv->listen_fd >= 0) {
+		close(srv->listen_fd);
+		unlink(srv->path);
+	}
+	if (srv->timer_fd >= 0)
+		close(srv->timer_fd);
+	if (srv->epfd >= 0)
+		close(srv->epfd);
+	free(srv);
+	return r;
+}
+
+static void stop_listening(struct zcv_server *srv)
+{
+	if (srv->listen_fd < 0)
+		return;
+	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, srv->listen_fd, NULL);
+	close(srv->listen_fd);
+	srv->listen_fd = -1;
+}
+
+void zcv_server_destroy(struct zcv_server *srv)
+{
+	struct stat st;
+
+	if (!srv)
+		return;
+	srv->destroying = true;
+	srv->depth++;
+	while (srv->consumers)
+		consumer_drop(srv->consumers, srv->ended ? srv->end_error : 0,
+			      srv->ended ? srv->end_reason : "producer shutting down", !srv->ended);
+	stop_listening(srv);
+	/* Only our own socket file: a newer producer may have replaced it
+	 * after zcv_server_end() closed the listener. */
+	if (lstat(srv->path, &st) == 0 && st.st_dev == srv->sock_dev && st.st_ino == srv->sock_ino)
+		unlink(srv->path);
+	close(srv->timer_fd);
+	close(srv->epfd);
+	srv->depth--;
+	reap(srv);
+	free(srv);
+}
+
+int zcv_server_get_fd(struct zcv_server *srv)
+{
+	return srv->epfd;
+}
+
+int zcv_server_dispatch(struct zcv_server *srv)
+{
+	struct epoll_event events[32];
+	int n, r = 0;
+
+	srv->depth++;
+	for (int round = 0; round < 4; round++) {
+		n = epoll_wait(srv->epfd, events, ZCV_ARRAY_SIZE(events), 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			void *p = events[i].data.ptr;
+
+			if (p == &srv->listen_fd) {
+				accept_all(srv);
+			} else if (p == &srv->timer_fd) {
+				uint64_t ticks;
+
+				if (read(srv->timer_fd, &ticks, sizeof(ticks)) < 0 &&
+				    errno != EAGAIN)
+					zcv_debug("server: timerfd read: %s", strerror(errno));
+				srv->timer_deadline = 0;
+			} else {
+				struct consumer *c = p;
+
+				if (!c->dead)
+					consumer_read(c);
+			}
+		}
+		if (n < (int)ZCV_ARRAY_SIZE(events))
+			break;
+	}
+	check_timeouts(srv);
+	timer_update(srv);
+	leave(srv);
+	return r;
+}
+
+static int copy_frame(struct consumer *c, unsigned src_idx, unsigned *ret_idx)
+{
+	struct zcv_server *srv = c->srv;
+	struct zcv_pool *src = srv->pool, *dst = c->copy_pool;
+	struct zcv_buffer *sb = &src->buffers[src_idx], *db;
+	uint64_t n = 0;
+	int r;
+
+	db = zcv_pool_acquire(dst);
+	if (!db)
+		return -EAGAIN;
+	r = zcv_pool_map(dst, db->index, PROT_READ | PROT_WRITE);
+	if (r < 0)
+		goto fail;
+	/* Mapped once, lazily, for all copy consumers. Read-write like the
+	 * producer's own zcv_pool_map() would be, since the mapping is shared
+	 * with it; a read-only export falls back to PROT_READ. */
+	r = zcv_pool_map(src, src_idx, PROT_READ | PROT_WRITE);
+	if (r == -EACCES)
+		r = zcv_pool_map(src, src_idx, PROT_READ);
+	if (r < 0)
+		goto fail;
+	for (unsigned f = 0; f < sb->n_fds; f++)
+		zcv_dmabuf_sync_start(sb->fds[f], ZCV_SYNC_READ);
+	for (unsigned p = 0; p < src->layout.n_planes; p++) {
+		uint32_t size = src->layout.planes[p].size;
+
+		zcv_frame_copy(zcv_buffer_plane(dst, db, p), zcv_buffer_plane(src, sb, p), size);
+		n += size;
+	}
+	for (unsigned f = 0; f < sb->n_fds; f++)
+		zcv_dmabuf_sync_end(sb->fds[f], ZCV_SYNC_READ);
+	c->info.copied_bytes += n;
+	srv->copied_bytes += n;
+	*ret_idx = db->index;
+	return 0;
+fail:
+	zcv_pool_lend(dst, db->index, 0);
+	return r;
+}
+
+static void add_hold(struct consumer *c, struct zcv_pool *pool, unsigned idx, uint64_t seq,
+		     uint64_t now, bool private_pool)
+{
+	c->holds[c->n_holds++] = (struct hold){
+		.pool = pool,
+		.generation = pool->generation,
+		.index = idx,
+		.sequence = seq,
+		.since_ns = now,
+		.private_pool = private_pool,
+	};
+	c->info.held = c->n_holds;
+	c->info.frames_sent++;
+}
+
+int zcv_server_publish(struct zcv_server *srv, unsigned idx, const struct zcv_frame_meta *meta)
+{
+	static const struct zcv_frame_meta no_meta;
+	struct zcv_pool *pool = srv->pool;
+	struct consumer *c, *next;
+	struct zcv_msg_frame f;
+	unsigned lent = 0;
+	uint64_t now;
+	size_t len;
+	int got = 0, r;
+
+	if (idx >= pool->n_buffers || pool->buffers[idx].state != ZCV_BUFFER_PRODUCER)
+		return -EINVAL;
+	if (!meta)
+		meta = &no_meta;
+	srv->depth++;
+	now = zcv_now_ns();
+	len = zcv_msg_init(&f, ZCV_MSG_FRAME);
+	f.index = idx;
+	f.sequence = meta->sequence;
+	f.timestamp_ns = meta->timestamp_ns;
+	f.flags = meta->flags;
+	for (unsigned p = 0; p < pool->layout.n_planes; p++)
+		f.bytesused[p] = meta->bytesused[p] && meta->bytesused[p] <= pool->layout.planes[p].size
+					 ? meta->bytesused[p]
+					 : pool->layout.planes[p].size;
+	pool->buffers[idx].sequence = meta->sequence;
+
+	for (c = srv->consumers; c && !srv->ended; c = c->next) {
+		bool copy = c->info.path == ZCV_PATH_COPY;
+		unsigned send_idx = idx;
+
+		if (c->info.state != ZCV_CONSUMER_STREAMING)
+			continue;
+		if (c->n_holds >= c->info.max_hold) {
+			c->info.skipped++;
+			continue;
+		}
+		if (copy) {
+			r = copy_frame(c, idx, &send_idx);
+			if (r == -EAGAIN) {
+				c->info.skipped++;
+				continue;
+			}
+			if (r < 0) {
+				c->pending_error = r;
+				continue;
+			}
+		}
+		f.generation = consumer_pool(c)->generation;
+		f.index = send_idx;
+		f.hdr.version = (uint16_t)c->version;
+		r = zcv_msg_send(c->fd, &f, len, NULL, 0);
+		if (r < 0) {
+			/* Never block on a consumer: a full socket means it stopped reading. */
+			c->pending_error = r == -EAGAIN ? -ENOBUFS : r;
+			if (copy)
+				zcv_pool_lend(c->copy_pool, send_idx, 0);
+			continue;
+		}
+		if (copy) {
+			zcv_pool_lend(c->copy_pool, send_idx, 1);
+			add_hold(c, c->copy_pool, send_idx, meta->sequence, now, true);
+		} else {
+			add_hold(c, pool, idx, meta->sequence, now, false);
+			lent++;
+		}
+		got++;
+	}
+	/* Lent before any drop below, which gives back the holds just taken. */
+	zcv_pool_lend(pool, idx, lent);
+
+	for (c = srv->consumers; c; c = next) {
+		next = c->next;
+		if (!c->pending_error)
+			continue;
+		r = c->pending_error;
+		c->pending_error = 0;
+		if (r == -ENOBUFS)
+			consumer_drop(c, r, "too slow: socket full", false);
+		else
+			consumer_dropf(c, r, r != -EPIPE && r != -ECONNRESET,
+				       "cannot deliver a frame (%s)", strerror(-r));
+	}
+	timer_update(srv);
+	leave(srv);
+	return got;
+}
+
+int zcv_server_set_pool(struct zcv_server *srv, struct zcv_pool *pool)
+{
+	struct consumer *c, *next;
+
+	if (pool_check(pool) < 0 || pool->generation <= srv->pool->generation)
+		return -EINVAL;
+	srv->depth++;
+	srv->pool = pool;
+	for (c = srv->consumers; c; c = next) {
+		int r;
+
+		next = c->next;
+		if (c->info.state != ZCV_CONSUMER_STREAMING || srv->ended)
+			continue;
+		retire_copy_pool(c);
+		r = consumer_setup_path(c);
+		if (r < 0) {
+			consumer_dropf(c, r, true, "cannot create a copy pool (%s)", strerror(-r));
+			continue;
+		}
+		r = send_pool(c);
+		if (r < 0)
+			consumer_dropf(c, r == -EAGAIN ? -ENOBUFS : r, false,
+				       "cannot send the new pool (%s)", strerror(-r));
+	}
+	leave(srv);
+	return 0;
+}
+
+void zcv_server_end(struct zcv_server *srv, int error, const char *reason)
+{
+	struct consumer *c, *next;
+
+	if (srv->ended)
+		return;
+	srv->depth++;
+	srv->ended = true;
+	srv->end_error = error > 0 ? -error : error;
+	snprintf(srv->end_reason, sizeof(srv->end_reason), "%s",
+		 reason ? reason : (error ? "stream failed" : "end of stream"));
+	stop_listening(srv);
+	for (c = srv->consumers; c; c = next) {
+		next = c->next;
+		send_bye(c, srv->end_error, srv->end_reason);
+		if (c->info.state != ZCV_CONSUMER_STREAMING || c->n_holds == 0)
+			consumer_drop(c, srv->end_error, srv->end_reason, false);
+	}
+	timer_update(srv);
+	leave(srv);
+}
+
+static int info_cmp(const void *a, const void *b)
+{
+	const struct zcv_consumer_info *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+unsigned zcv_server_get_consumers(struct zcv_server *srv, struct zcv_consumer_info *out,
+				  unsigned max)
+{
+	unsigned n = 0, total = srv->n_departed + srv->n_consumers;
+	struct zcv_consumer_info *all;
+
+	if (!out || !max)
+		return 0;
+	all = calloc(total ? total : 1, sizeof(*all));
+	if (!all)
+		return 0;
+	for (unsigned i = 0; i < srv->n_departed; i++) {
+		unsigned k = (srv->departed_next + DEPARTED_MAX - srv->n_departed + i) % DEPARTED_MAX;
+
+		all[n++] = srv->departed[k];
+	}
+	for (struct consumer *c = srv->consumers; c; c = c->next) {
+		all[n] = c->info;
+		all[n++].held = c->n_holds;
+	}
+	qsort(all, n, sizeof(*all), info_cmp);
+	n = ZCV_MIN(n, max);
+	memcpy(out, all, n * sizeof(*all));
+	free(all);
+	return n;
+}
+
+unsigned zcv_server_streaming_count(struct zcv_server *srv)
+{
+	unsigned n = 0;
+
+	for (struct consumer *c = srv->consumers; c; c = c->next)
+		n += c->info.state == ZCV_CONSUMER_STREAMING;
+	return n;
+}
+
+uint64_t zcv_server_copied_bytes(struct zcv_server *srv)
+{
+	return srv->copied_bytes;
+}
+
+const char *zcv_server_socket_path(struct zcv_server *srv)
+{
+	return srv->path;
+}

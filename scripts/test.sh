@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Builds zcv (if needed) and runs the whole test suite with ctest.
+#   ZCV_BUILD_DIR   build directory (default: build)
+#   ZCV_CMAKE_FLAGS extra cmake flags
+#   ZCV_TEST_LABELS ctest label regex (default: all tests)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B=${ZCV_BUILD_DIR:-build}
+# shellcheck disable=SC2086
+cmake -S . -B "$B" ${ZCV_CMAKE_FLAGS:-} >/dev/null
+cmake --build "$B" -j"$(nproc)"
+args=(--test-dir "$B" --output-on-failure)
+[ -n "${ZCV_TEST_LABELS:-}" ] && args+=(-L "$ZCV_TEST_LABELS")
+ctest "${args[@]}"

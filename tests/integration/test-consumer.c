@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Test consumer: verifies every frame against the pattern function, can
+ * hold frames slowly or forever, ask for the copy tier, and writes what
+ * it saw as JSON for the integration tests.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <zcv/client.h>
+#include <zcv/pattern.h>
+#include <zcv/stats.h>
+#include "tool_common.h"
+
+#define TOOL "test-consumer"
+#define MAX_HELD 64
+
+struct tc {
+	struct zcv_client *client;
+	struct zcv_stats stats;
+	struct zcv_client_frame held[MAX_HELD];
+	uint64_t held_at[MAX_HELD];
+	unsigned n_held;
+	uint64_t max_frames, hold_ns, mismatches, last_seq, out_of_order;
+	bool verify, hold_forever, done, have_seq;
+	enum zcv_pattern pattern;
+	uint8_t *scratch;
+	int path, close_error;
+	char close_reason[80];
+};
+
+static void release_due(struct tc *t, uint64_t now)
+{
+	while (t->n_held && !t->hold_forever && now - t->held_at[0] >= t->hold_ns) {
+		zcv_client_release(t->client, &t->held[0]);
+		memmove(t->held, t->held + 1, sizeof(t->held[0]) * (t->n_held - 1));
+		memmove(t->held_at, t->held_at + 1, sizeof(t->held_at[0]) * (t->n_held - 1));
+		t->n_held--;
+	}
+}
+
+static void on_format(void *data, const struct zcv_client_format *fmt)
+{
+	struct tc *t = data;
+
+	t->path = fmt->path;
+	free(t->scratch);
+	t->scratch = malloc(fmt->layout.size);
+}
+
+static void on_frame(void *data, const struct zcv_client_frame *f)
+{
+	struct tc *t = data;
+	const struct zcv_client_format *fmt = zcv_client_get_format(t->client);
+
+	if (t->have_seq && f->sequence <= t->last_seq)
+		t->out_of_order++;
+	t->have_seq = true;
+	t->last_seq = f->sequence;
+	if (!t->stats.frames)
+		t->stats.start_ns = f->received_ns;
+	t->stats.end_ns = f->received_ns;
+	t->stats.frames++;
+	zcv_latency_add(&t->stats.latency, f->received_ns - f->timestamp_ns);
+	if (t->path == 3)
+		t->stats.copied_bytes += fmt->layout.size;
+	if (t->verify && zcv_pattern_check(t->pattern, &fmt->layout, f->sequence, f->planes,
+					   t->scratch, NULL) < 0)
+		t->mismatches++;
+	if (t->hold_ns || t->hold_forever) {
+		t->held[t->n_held] = *f;
+		t->held_at[t->n_held++] = f->received_ns;
+	} else {
+		zcv_client_release(t->client, f);
+	}
+	if (t->max_frames && t->stats.frames >= t->max_frames)
+		t->done = true;
+}
+
+static void on_closed(void *data, int error, const char *reason)
+{
+	struct tc *t = data;
+
+	t->close_error = error;
+	snprintf(t->close_reason, sizeof(t->close_reason), "%s", reason ? reason : "");
+	t->done = true;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 'k' },
+		{ "name", required_argument, NULL, 'N' },
+		{ "frames", required_argument, NULL, 'n' },
+		{ "hold-ms", required_argument, NULL, 'H' },
+		{ "hold-forever", no_argument, NULL, 'F' },
+		{ "max-hold", required_argument, NULL, 'm' },
+		{ "verify", no_argument, NULL, 'v' },
+		{ "pattern", required_argument, NULL, 'p' },
+		{ "needs-copy", no_argument, NULL, 'c' },
+		{ "stats-json", required_argument, NULL, 'j' },
+		{ 0 },
+	};
+	struct zcv_client_config cfg = { .name = TOOL };
+	struct zcv_client_callbacks cbs = { .format = on_format, .frame = on_frame, .closed = on_closed };
+	struct tc t = { 0 };
+	const char *stats_path = NULL;
+	struct tool_json j = { .len = 0 };
+	uint64_t v;
+	int opt, r = 0;
+
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'k': cfg.socket_path = optarg; break;
+		case 'N': cfg.name = optarg; break;
+		case 'n': tool_parse_uint(TOOL, "--frames", optarg, UINT32_MAX, &t.max_frames); break;
+		case 'H':
+			tool_parse_uint(TOOL, "--hold-ms", optarg, 100000, &v);
+			t.hold_ns = v * 1000000ull;
+			break;
+		case 'F': t.hold_forever = true; break;
+		case 'm':
+			tool_parse_uint(TOOL, "--max-hold", optarg, MAX_HELD - 1, &v);
+			cfg.max_hold = (unsigned)v;
+			break;
+		case 'v': t.verify = true; break;
+		case 'p': zcv_pattern_from_name(optarg, &t.pattern); break;
+		case 'c': cfg.caps = ZCV_CLIENT_CAP_NEEDS_COPY | ZCV_CLIENT_CAP_MEMFD; break;
+		case 'j': stats_path = optarg; break;
+		default: return 2;
+		}
+	}
+	zcv_stats_init(&t.stats);
+	r = zcv_client_connect(&cfg, &cbs, &t, &t.client);
+	if (r < 0) {
+		fprintf(stderr, TOOL ": cannot connect: %s\n", strerror(-r));
+		return 1;
+	}
+	while (!t.done) {
+		struct pollfd pfd = { .fd = zcv_client_get_fd(t.client), .events = POLLIN };
+
+		if (poll(&pfd, 1, t.n_held && !t.hold_forever ? 1 : 100) < 0)
+			break;
+		release_due(&t, zcv_now_ns());
+		if (pfd.revents) {
+			r = zcv_client_dispatch(&*t.client);
+			if (r != 0)
+				break;
+		}
+	}
+	t.stats.dropped = zcv_client_dropped(t.client);
+	t.stats.path = t.path ? zcv_path_name(t.path) : "none";
+	tool_json_add(&j, "\"tool\": \"" TOOL "\", \"mismatches\": %" PRIu64
+			  ", \"out_of_order\": %" PRIu64 ", \"last_seq\": %" PRIu64
+			  ", \"close_error\": %d, \"close_reason\": \"%s\", \"dispatch\": %d",
+		      t.mismatches, t.out_of_order, t.last_seq, t.close_error, t.close_reason, r);
+	if (stats_path)
+		zcv_stats_write_json_file(&t.stats, stats_path, j.buf);
+	zcv_client_destroy(t.client);
+	zcv_stats_finish(&t.stats);
+	free(t.scratch);
+	if (r < 0)
+		fprintf(stderr, TOOL ": %s (%s)\n", strerror(-r), t.close_reason);
+	return r < 0 ? 1 : 0;
+}

@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <zcv/format.h>
+#include "tool_common.h"
+
+int tool_parse_uint(const char *tool, const char *flag, const char *s, uint64_t max, uint64_t *ret)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v > max) {
+		fprintf(stderr, "%s: %s needs a whole number from 0 to %" PRIu64 ", not '%s'\n", tool,
+			flag, max, s);
+		return -EINVAL;
+	}
+	*ret = v;
+	return 0;
+}
+
+int tool_parse_size(const char *tool, const char *s, uint32_t *ret_w, uint32_t *ret_h)
+{
+	unsigned w, h;
+	char tail;
+
+	if (sscanf(s, "%ux%u%c", &w, &h, &tail) != 2 || w == 0 || h == 0 || w > 16384 ||
+	    h > 16384) {
+		fprintf(stderr, "%s: --size needs WIDTHxHEIGHT, e.g. 1280x720 (1 to 16384), not '%s'\n",
+			tool, s);
+		return -EINVAL;
+	}
+	*ret_w = w;
+	*ret_h = h;
+	return 0;
+}
+
+int tool_parse_fps(const char *tool, const char *s, uint32_t *ret_num, uint32_t *ret_den)
+{
+	unsigned num, den = 1;
+	char tail;
+	int n = sscanf(s, "%u/%u%c", &num, &den, &tail);
+
+	if ((n != 1 && n != 2) || den == 0 || num > 1000 * den || strchr(s, '-')) {
+		fprintf(stderr, "%s: --fps needs a rate like 60 or 30000/1001 (0: unpaced), not '%s'\n",
+			tool, s);
+		return -EINVAL;
+	}
+	*ret_num = num;
+	*ret_den = den;
+	return 0;
+}
+
+int tool_parse_format(const char *tool, const char *s, uint32_t *ret_fourcc)
+{
+	const struct zcv_format_info *fi = zcv_format_lookup_name(s);
+
+	if (!fi) {
+		fprintf(stderr, "%s: unknown --format '%s'; known:", tool, s);
+		for (unsigned i = 0; (fi = zcv_format_at(i)); i++)
+			fprintf(stderr, " %s", fi->name);
+		fprintf(stderr, "\n");
+		return -EINVAL;
+	}
+	*ret_fourcc = fi->fourcc;
+	return 0;
+}
+
+int tool_signalfd(void)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+int tool_count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n - 1; /* the directory's own fd */
+}
+
+void tool_json_add(struct tool_json *j, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (j->len >= sizeof(j->buf))
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(j->buf + j->len, sizeof(j->buf) - j->len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		j->len += (size_t)n;
+}

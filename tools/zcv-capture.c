@@ -1,0 +1,315 @@
+/* SPDX-License-Identifier: MIT */
+/* zcv-capture: serves frames from a source to every connected consumer. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <zcv/server.h>
+#include <zcv/source.h>
+#include <zcv/stats.h>
+#include <zcv/stream_id.h>
+#include "tool_common.h"
+
+#define TOOL "zcv-capture"
+
+struct capture {
+	struct zcv_server *srv;
+	struct zcv_source *src;
+	struct zcv_stats stats;
+	uint64_t wait_consumers;
+	bool started, quiet;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: " TOOL " [options]\n"
+		"Serve video frames to zcv consumers over a Unix socket, zero-copy.\n\n"
+		"  --source SRC         'pattern' (default): the deterministic test pattern\n"
+		"  --pattern NAME       bars (default) or checkers\n"
+		"  --size WxH           frame size (default 1280x720)\n"
+		"  --format FOURCC      NV12 (default), I420, NV16, YUYV, UYVY, XRGB8888, ARGB8888, GREY\n"
+		"  --fps N[/D]          frame rate; 0 = unpaced (default 30)\n"
+		"  --buffers N          buffers in the pool (default 6, 2..32)\n"
+		"  --frames N           stop after N frames, exit once consumers released them\n"
+		"  --wait-consumers N   start the source only once N consumers are streaming\n"
+		"  --socket PATH        socket path (default $XDG_RUNTIME_DIR/zcv/default.sock)\n"
+		"  --max-hold N         frames one consumer may hold at once (default 2)\n"
+		"  --hold-timeout-ms N  evict a consumer holding a frame longer (default 1000)\n"
+		"  --stats-json PATH    write stats as JSON at exit\n"
+		"  --quiet              no progress lines\n"
+		"  --help\n");
+}
+
+static void on_frame(void *data, struct zcv_buffer *buf, const struct zcv_frame_meta *meta)
+{
+	struct capture *c = data;
+	int n = zcv_server_publish(c->srv, buf->index, meta);
+	uint64_t now = zcv_now_ns();
+
+	if (n < 0)
+		fprintf(stderr, TOOL ": internal error publishing buffer %u: %s\n", buf->index,
+			strerror(-n));
+	if (!c->stats.frames)
+		c->stats.start_ns = now;
+	c->stats.end_ns = now;
+	c->stats.frames++;
+	/* producer-side latency: capture (render done) to hand-off done */
+	zcv_latency_add(&c->stats.latency, now - meta->timestamp_ns);
+}
+
+static void maybe_start(struct capture *c)
+{
+	if (c->started || zcv_server_streaming_count(c->srv) < c->wait_consumers)
+		return;
+	c->started = true;
+	if (zcv_source_start(c->src) < 0)
+		fprintf(stderr, TOOL ": cannot start the source\n");
+}
+
+static void on_joined(void *data, const struct zcv_consumer_info *ci)
+{
+	struct capture *c = data;
+	static const char *const paths[] = { "?", "dmabuf", "memfd", "copy" };
+
+	if (!c->quiet)
+		fprintf(stderr, TOOL ": consumer %u '%s' (pid %d) joined, path %s\n", ci->id,
+			ci->name, (int)ci->pid, paths[ci->path >= 1 && ci->path <= 3 ? ci->path : 0]);
+	maybe_start(c);
+}
+
+static void on_left(void *data, const struct zcv_consumer_info *ci)
+{
+	struct capture *c = data;
+
+	if (!c->quiet)
+		fprintf(stderr, TOOL ": consumer %u '%s' left: %s (sent %" PRIu64 ", skipped %" PRIu64 ")\n",
+			ci->id, ci->name, ci->end_reason[0] ? ci->end_reason : "hung up",
+			ci->frames_sent, ci->skipped);
+}
+
+/* Consumer table for the stats JSON, taken while the server still exists. */
+static void consumers_json(struct capture *c, struct tool_json *j)
+{
+	static const char *const paths[] = { "?", "dmabuf", "memfd", "copy" };
+	struct zcv_consumer_info ci[96];
+	unsigned n = zcv_server_get_consumers(c->srv, ci, 96);
+
+	tool_json_add(j, "\"consumers\": [");
+	for (unsigned i = 0; i < n; i++)
+		tool_json_add(j,
+			      "%s{\"id\": %u, \"name\": \"%s\", \"pid\": %d, \"path\": \"%s\", "
+			      "\"frames_sent\": %" PRIu64 ", \"skipped\": %" PRIu64
+			      ", \"copied_bytes\": %" PRIu64 ", \"end_error\": %d, \"end_reason\": \"%s\"}",
+			      i ? ", " : "", ci[i].id, ci[i].name, (int)ci[i].pid,
+			      paths[ci[i].path >= 1 && ci[i].path <= 3 ? ci[i].path : 0],
+			      ci[i].frames_sent, ci[i].skipped, ci[i].copied_bytes, ci[i].end_error,
+			      ci[i].end_reason);
+	tool_json_add(j, "]");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "source", required_argument, NULL, 's' },
+		{ "pattern", required_argument, NULL, 'p' },
+		{ "size", required_argument, NULL, 'S' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "fps", required_argument, NULL, 'r' },
+		{ "buffers", required_argument, NULL, 'b' },
+		{ "frames", required_argument, NULL, 'n' },
+		{ "wait-consumers", required_argument, NULL, 'w' },
+		{ "socket", required_argument, NULL, 'k' },
+		{ "max-hold", required_argument, NULL, 'm' },
+		{ "hold-timeout-ms", required_argument, NULL, 't' },
+		{ "stats-json", required_argument, NULL, 'j' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct zcv_pattern_source_config pcfg = {
+		.fourcc = ZCV_FMT_NV12, .width = 1280, .height = 720, .fps_num = 30, .fps_den = 1,
+	};
+	struct zcv_server_config scfg = { .allowed_gid = (gid_t)-1 };
+	struct capture c = { 0 };
+	const char *source = "pattern", *stats_path = NULL;
+	struct tool_json j = { .len = 0 };
+	uint64_t v, end_deadline = 0;
+	int opt, r, sfd = -1, fds_start = tool_count_fds(), ret = 1;
+	bool ending = false;
+
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 's': source = optarg; break;
+		case 'p':
+			if (zcv_pattern_from_name(optarg, &pcfg.pattern) < 0) {
+				fprintf(stderr, TOOL ": unknown --pattern '%s' (bars, checkers)\n", optarg);
+				return 2;
+			}
+			break;
+		case 'S':
+			if (tool_parse_size(TOOL, optarg, &pcfg.width, &pcfg.height) < 0)
+				return 2;
+			break;
+		case 'f':
+			if (tool_parse_format(TOOL, optarg, &pcfg.fourcc) < 0)
+				return 2;
+			break;
+		case 'r':
+			if (tool_parse_fps(TOOL, optarg, &pcfg.fps_num, &pcfg.fps_den) < 0)
+				return 2;
+			break;
+		case 'b':
+			if (tool_parse_uint(TOOL, "--buffers", optarg, ZCV_POOL_MAX_BUFFERS, &v) < 0)
+				return 2;
+			if (v < 2) {
+				fprintf(stderr, TOOL ": --buffers needs at least 2\n");
+				return 2;
+			}
+			pcfg.n_buffers = (unsigned)v;
+			break;
+		case 'n':
+			if (tool_parse_uint(TOOL, "--frames", optarg, UINT32_MAX, &pcfg.frames) < 0)
+				return 2;
+			break;
+		case 'w':
+			if (tool_parse_uint(TOOL, "--wait-consumers", optarg, 64, &c.wait_consumers) < 0)
+				return 2;
+			break;
+		case 'k': scfg.socket_path = optarg; break;
+		case 'm':
+			if (tool_parse_uint(TOOL, "--max-hold", optarg, ZCV_POOL_MAX_BUFFERS, &v) < 0)
+				return 2;
+			if (v < 1) {
+				fprintf(stderr, TOOL ": --max-hold needs at least 1\n");
+				return 2;
+			}
+			scfg.max_hold = (unsigned)v;
+			break;
+		case 't':
+			if (tool_parse_uint(TOOL, "--hold-timeout-ms", optarg, 3600000, &v) < 0)
+				return 2;
+			scfg.hold_timeout_ns = v * 1000000ull;
+			break;
+		case 'j': stats_path = optarg; break;
+		case 'q': c.quiet = true; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, TOOL ": unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (strcmp(source, "pattern")) {
+		fprintf(stderr, TOOL ": unknown --source '%s': use 'pattern'\n", source);
+		return 2;
+	}
+	scfg.fps_num = pcfg.fps_num;
+	scfg.fps_den = pcfg.fps_num ? pcfg.fps_den : 1;
+	zcv_stats_init(&c.stats);
+
+	r = zcv_pattern_source_create(&pcfg, &(struct zcv_source_callbacks){ .frame = on_frame }, &c,
+				      &c.src);
+	if (r < 0) {
+		fprintf(stderr, TOOL ": cannot create the pattern source (%ux%u %s): %s\n", pcfg.width,
+			pcfg.height, argv[0], strerror(-r));
+		if (r == -EINVAL)
+			fprintf(stderr, TOOL ": the size must suit the format (4:2:x formats need an even width, 4:2:0 an even height)\n");
+		goto out;
+	}
+	r = zcv_server_create(&scfg,
+			      &(struct zcv_server_callbacks){ .consumer_joined = on_joined,
+							      .consumer_left = on_left },
+			      &c, zcv_source_get_pool(c.src), &c.srv);
+	if (r < 0) {
+		if (r == -EADDRINUSE)
+			fprintf(stderr, TOOL ": another producer is already serving %s; stop it or pass a different --socket\n",
+				scfg.socket_path ? scfg.socket_path : "the default socket");
+		else
+			fprintf(stderr, TOOL ": cannot listen on %s: %s\n",
+				scfg.socket_path ? scfg.socket_path : "the default socket", strerror(-r));
+		goto out;
+	}
+	sfd = tool_signalfd();
+	if (!c.quiet)
+		fprintf(stderr, TOOL ": serving %ux%u %s on %s%s\n", pcfg.width, pcfg.height,
+			zcv_format_lookup(pcfg.fourcc)->name, zcv_server_socket_path(c.srv),
+			c.wait_consumers ? ", waiting for consumers" : "");
+	maybe_start(&c);
+
+	for (;;) {
+		struct pollfd pfd[3] = {
+			{ .fd = zcv_server_get_fd(c.srv), .events = POLLIN },
+			{ .fd = ending ? -1 : zcv_source_get_fd(c.src), .events = POLLIN },
+			{ .fd = sfd, .events = POLLIN },
+		};
+
+		/* after the last frame: wait until every buffer is back and every
+		 * consumer has hung up, bounded by the hold timeout */
+		if (ending && ((zcv_pool_count(zcv_source_get_pool(c.src), ZCV_BUFFER_LENT) == 0 &&
+				zcv_server_streaming_count(c.srv) == 0) ||
+			       zcv_now_ns() > end_deadline))
+			break;
+		if (poll(pfd, 3, ending ? 50 : -1) < 0 && errno != EINTR) {
+			fprintf(stderr, TOOL ": poll: %s\n", strerror(errno));
+			goto out;
+		}
+		if (pfd[2].revents) {
+			struct signalfd_siginfo si;
+
+			if (read(sfd, &si, sizeof(si)) > 0 && !c.quiet)
+				fprintf(stderr, TOOL ": signal %u, stopping\n", si.ssi_signo);
+			zcv_server_end(c.srv, 0, "producer stopped");
+			ret = 0;
+			goto out;
+		}
+		if (pfd[0].revents) {
+			r = zcv_server_dispatch(c.srv);
+			if (r < 0) {
+				fprintf(stderr, TOOL ": server failed: %s\n", strerror(-r));
+				goto out;
+			}
+		}
+		if (pfd[1].revents && c.started) {
+			r = zcv_source_dispatch(c.src);
+			if (r < 0) {
+				fprintf(stderr, TOOL ": source failed: %s\n", strerror(-r));
+				goto out;
+			}
+			if (r == 1) {
+				/* the last frame is out: wait for its release */
+				zcv_server_end(c.srv, 0, "end of stream");
+				ending = true;
+				end_deadline = zcv_now_ns() + (scfg.hold_timeout_ns ? scfg.hold_timeout_ns :
+										1000000000ull) + 1000000000ull;
+			}
+		}
+	}
+	ret = 0;
+out:
+	if (c.srv) {
+		c.stats.copied_bytes = zcv_server_copied_bytes(c.srv);
+		consumers_json(&c, &j);
+	}
+	if (c.src) {
+		c.stats.path = zcv_source_path(c.src);
+		tool_json_add(&j, ", \"source_dropped\": %" PRIu64, zcv_source_dropped(c.src));
+	}
+	zcv_server_destroy(c.srv);
+	zcv_source_destroy(c.src);
+	if (sfd >= 0)
+		close(sfd);
+	if (stats_path) {
+		/* every fd the run opened is closed by now: start and end must match */
+		tool_json_add(&j, ", \"tool\": \"" TOOL "\", \"fds_at_start\": %d, \"fds_at_end\": %d",
+			      fds_start, tool_count_fds());
+		r = zcv_stats_write_json_file(&c.stats, stats_path, j.buf[0] == ',' ? j.buf + 2 : j.buf);
+		if (r < 0)
+			fprintf(stderr, TOOL ": cannot write stats to %s: %s\n", stats_path, strerror(-r));
+	}
+	zcv_stats_finish(&c.stats);
+	return ret;
+}
