@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The smallest useful zcv sink: prints, for every frame, its sequence
- * number, the capture-to-receipt latency and a checksum of its pixels.
+ * number, the capture-to-receipt latency and a checksum of its pixels
+ * (zcv_frame_checksum: visible bytes only).
  * Build against the installed library: cc print-sink.c $(pkg-config --cflags --libs zcv)
  *
  *   zcv-sample-print [SOCKET] [FRAMES]
@@ -16,28 +17,12 @@
 static struct zcv_client *client;
 static unsigned long frames_left; /* 0: run until the stream ends */
 
-/* FNV-1a over the visible bytes of every plane (not the stride padding). */
-static uint64_t checksum(const struct zcv_client_frame *f, const struct zcv_layout *l)
-{
-	const struct zcv_format_info *fi = zcv_format_lookup(l->fourcc);
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (unsigned p = 0; p < f->n_planes; p++)
-		for (uint32_t y = 0; y < zcv_format_plane_lines(fi, p, l->height); y++) {
-			const uint8_t *row = f->planes[p] + (size_t)y * f->stride[p];
-
-			for (uint32_t x = 0; x < zcv_format_plane_row_bytes(fi, p, l->width); x++)
-				h = (h ^ row[x]) * 0x100000001b3ull;
-		}
-	return h;
-}
-
 static void on_frame(void *data, const struct zcv_client_frame *f)
 {
 	const struct zcv_client_format *fmt = zcv_client_get_format(client);
 
 	printf("frame seq=%" PRIu64 " latency_us=%.1f fnv=%016" PRIx64 "\n", f->sequence,
-	       (double)(f->received_ns - f->timestamp_ns) / 1e3, checksum(f, &fmt->layout));
+	       (double)(f->received_ns - f->timestamp_ns) / 1e3, zcv_frame_checksum(&fmt->layout, f->planes));
 	zcv_client_release(client, f); /* hand the buffer back as soon as we are done */
 	if (frames_left && --frames_left == 0)
 		exit(0); /* the producer reclaims whatever we held at hang-up */

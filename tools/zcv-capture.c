@@ -5,11 +5,13 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/signalfd.h>
 #include <zcv/server.h>
 #include <zcv/source.h>
 #include <zcv/stats.h>
 #include <zcv/stream_id.h>
+#include <zcv/v4l2.h>
 #include "tool_common.h"
 
 #define TOOL "zcv-capture"
@@ -27,11 +29,18 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: " TOOL " [options]\n"
 		"Serve video frames to zcv consumers over a Unix socket, zero-copy.\n\n"
-		"  --source SRC         'pattern' (default): the deterministic test pattern\n"
+		"  --source SRC         'pattern' (default): the deterministic test pattern,\n"
+		"                       or a V4L2 capture device such as /dev/video0\n"
+		"  --list               list V4L2 devices, their formats and DMA-BUF export\n"
+		"  --input N            V4L2 input to select (see --list)\n"
+		"  --dv-timings WxHpF   DV timings for HDMI-like inputs ('auto': the best listed)\n"
+		"  --require-zero-copy  fail instead of copying when buffers cannot be exported\n"
+		"  --force-copy         take the copy tier even when export works (testing)\n"
 		"  --pattern NAME       bars (default) or checkers\n"
-		"  --size WxH           frame size (default 1280x720)\n"
-		"  --format FOURCC      NV12 (default), I420, NV16, YUYV, UYVY, XRGB8888, ARGB8888, GREY\n"
-		"  --fps N[/D]          frame rate; 0 = unpaced (default 30)\n"
+		"  --size WxH           frame size (pattern default 1280x720; V4L2: the driver's)\n"
+		"  --format FOURCC      NV12 (pattern default), I420, NV16, YUYV, UYVY, XRGB8888,\n"
+		"                       ARGB8888, GREY; V4L2 also NV12M/NV16M/YUV420M (a plane per fd)\n"
+		"  --fps N[/D]          frame rate; pattern: 0 = unpaced (default 30)\n"
 		"  --buffers N          buffers in the pool (default 6, 2..32)\n"
 		"  --frames N           stop after N frames, exit once consumers released them\n"
 		"  --wait-consumers N   start the source only once N consumers are streaming\n"
@@ -126,9 +135,16 @@ int main(int argc, char **argv)
 		{ "hold-timeout-ms", required_argument, NULL, 't' },
 		{ "stats-json", required_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "list", no_argument, NULL, 'L' },
+		{ "input", required_argument, NULL, 'i' },
+		{ "dv-timings", required_argument, NULL, 'D' },
+		{ "require-zero-copy", no_argument, NULL, 'Z' },
+		{ "force-copy", no_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
+	struct zcv_v4l2_source_config vcfg = { .input = -1 };
+	bool size_set = false, fps_set = false;
 	struct zcv_pattern_source_config pcfg = {
 		.fourcc = ZCV_FMT_NV12, .width = 1280, .height = 720, .fps_num = 30, .fps_den = 1,
 	};
@@ -152,15 +168,34 @@ int main(int argc, char **argv)
 		case 'S':
 			if (tool_parse_size(TOOL, optarg, &pcfg.width, &pcfg.height) < 0)
 				return 2;
+			size_set = true;
 			break;
 		case 'f':
+			/* the one-fd-per-plane V4L2 variants carry the same colour format */
+			if (!strcasecmp(optarg, "NV12M") || !strcasecmp(optarg, "NV16M") ||
+			    !strcasecmp(optarg, "YUV420M")) {
+				vcfg.multiplanar_planes = true;
+				optarg[strlen(optarg) - 1] = '\0';
+			}
 			if (tool_parse_format(TOOL, optarg, &pcfg.fourcc) < 0)
 				return 2;
+			vcfg.fourcc = pcfg.fourcc;
 			break;
 		case 'r':
 			if (tool_parse_fps(TOOL, optarg, &pcfg.fps_num, &pcfg.fps_den) < 0)
 				return 2;
+			fps_set = true;
 			break;
+		case 'L':
+			return zcv_v4l2_list(stdout) < 0 ? 1 : 0;
+		case 'i':
+			if (tool_parse_uint(TOOL, "--input", optarg, 255, &v) < 0)
+				return 2;
+			vcfg.input = (int)v;
+			break;
+		case 'D': vcfg.dv_timings = optarg; break;
+		case 'Z': vcfg.require_zero_copy = true; break;
+		case 'C': vcfg.force_copy = true; break;
 		case 'b':
 			if (tool_parse_uint(TOOL, "--buffers", optarg, ZCV_POOL_MAX_BUFFERS, &v) < 0)
 				return 2;
@@ -168,11 +203,12 @@ int main(int argc, char **argv)
 				fprintf(stderr, TOOL ": --buffers needs at least 2\n");
 				return 2;
 			}
-			pcfg.n_buffers = (unsigned)v;
+			pcfg.n_buffers = vcfg.n_buffers = (unsigned)v;
 			break;
 		case 'n':
 			if (tool_parse_uint(TOOL, "--frames", optarg, UINT32_MAX, &pcfg.frames) < 0)
 				return 2;
+			vcfg.frames = pcfg.frames;
 			break;
 		case 'w':
 			if (tool_parse_uint(TOOL, "--wait-consumers", optarg, 64, &c.wait_consumers) < 0)
@@ -203,22 +239,47 @@ int main(int argc, char **argv)
 		fprintf(stderr, TOOL ": unexpected argument '%s'\n", argv[optind]);
 		return 2;
 	}
-	if (strcmp(source, "pattern")) {
-		fprintf(stderr, TOOL ": unknown --source '%s': use 'pattern'\n", source);
+	if (strcmp(source, "pattern") && strncmp(source, "/dev/", 5)) {
+		fprintf(stderr, TOOL ": unknown --source '%s': use 'pattern' or a device such as /dev/video0\n",
+			source);
 		return 2;
 	}
-	scfg.fps_num = pcfg.fps_num;
-	scfg.fps_den = pcfg.fps_num ? pcfg.fps_den : 1;
 	zcv_stats_init(&c.stats);
 
-	r = zcv_pattern_source_create(&pcfg, &(struct zcv_source_callbacks){ .frame = on_frame }, &c,
-				      &c.src);
-	if (r < 0) {
-		fprintf(stderr, TOOL ": cannot create the pattern source (%ux%u %s): %s\n", pcfg.width,
-			pcfg.height, argv[0], strerror(-r));
-		if (r == -EINVAL)
-			fprintf(stderr, TOOL ": the size must suit the format (4:2:x formats need an even width, 4:2:0 an even height)\n");
-		goto out;
+	if (!strcmp(source, "pattern")) {
+		scfg.fps_num = pcfg.fps_num;
+		scfg.fps_den = pcfg.fps_num ? pcfg.fps_den : 1;
+		r = zcv_pattern_source_create(&pcfg, &(struct zcv_source_callbacks){ .frame = on_frame },
+					      &c, &c.src);
+		if (r < 0) {
+			fprintf(stderr, TOOL ": cannot create the pattern source (%ux%u): %s\n", pcfg.width,
+				pcfg.height, strerror(-r));
+			if (r == -EINVAL)
+				fprintf(stderr, TOOL ": the size must suit the format (4:2:x formats need an even width, 4:2:0 an even height)\n");
+			goto out;
+		}
+	} else {
+		const char *why = NULL;
+
+		vcfg.device = source;
+		if (size_set) {
+			vcfg.width = pcfg.width;
+			vcfg.height = pcfg.height;
+		}
+		if (fps_set) {
+			vcfg.fps_num = pcfg.fps_num;
+			vcfg.fps_den = pcfg.fps_den;
+		}
+		r = zcv_v4l2_source_create(&vcfg, &(struct zcv_source_callbacks){ .frame = on_frame },
+					   &c, &c.src, &why);
+		if (r < 0) {
+			fprintf(stderr, TOOL ": %s\n", why);
+			goto out;
+		}
+		why = zcv_v4l2_source_fallback_reason(c.src);
+		if (why)
+			fprintf(stderr, TOOL ": copy tier: %s\n", why);
+		zcv_v4l2_source_fps(c.src, &scfg.fps_num, &scfg.fps_den);
 	}
 	r = zcv_server_create(&scfg,
 			      &(struct zcv_server_callbacks){ .consumer_joined = on_joined,
@@ -234,10 +295,13 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	sfd = tool_signalfd();
-	if (!c.quiet)
-		fprintf(stderr, TOOL ": serving %ux%u %s on %s%s\n", pcfg.width, pcfg.height,
-			zcv_format_lookup(pcfg.fourcc)->name, zcv_server_socket_path(c.srv),
-			c.wait_consumers ? ", waiting for consumers" : "");
+	if (!c.quiet) {
+		const struct zcv_layout *l = &zcv_source_get_pool(c.src)->layout;
+
+		fprintf(stderr, TOOL ": serving %ux%u %s from %s (%s) on %s%s\n", l->width, l->height,
+			zcv_format_lookup(l->fourcc)->name, source, zcv_source_path(c.src),
+			zcv_server_socket_path(c.srv), c.wait_consumers ? ", waiting for consumers" : "");
+	}
 	maybe_start(&c);
 
 	for (;;) {
@@ -275,8 +339,15 @@ int main(int argc, char **argv)
 		}
 		if (pfd[1].revents && c.started) {
 			r = zcv_source_dispatch(c.src);
+			if (r == -ENODEV) {
+				fprintf(stderr, TOOL ": the capture device %s is gone (disconnected); ending the stream\n",
+					source);
+				zcv_server_end(c.srv, r, "capture device disconnected");
+				goto out;
+			}
 			if (r < 0) {
-				fprintf(stderr, TOOL ": source failed: %s\n", strerror(-r));
+				fprintf(stderr, TOOL ": capture failed: %s\n", strerror(-r));
+				zcv_server_end(c.srv, r, "capture failed");
 				goto out;
 			}
 			if (r == 1) {

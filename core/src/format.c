@@ -130,3 +130,32 @@ int zcv_layout_validate(const struct zcv_layout *l)
 	}
 	return 0;
 }
+
+uint64_t zcv_frame_checksum(const struct zcv_layout *l, const uint8_t *const planes[ZCV_MAX_PLANES])
+{
+	const struct zcv_format_info *fi = zcv_format_lookup(l->fourcc);
+	const uint64_t prime = 0x100000001b3ull;
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	if (!fi)
+		return 0;
+	for (unsigned p = 0; p < l->n_planes; p++) {
+		uint32_t row = zcv_format_plane_row_bytes(fi, p, l->width);
+		uint32_t lines = zcv_format_plane_lines(fi, p, l->height);
+
+		for (uint32_t y = 0; y < lines; y++) {
+			const uint8_t *s = planes[p] + (size_t)y * l->planes[p].stride;
+			uint32_t x = 0;
+
+			for (; x + 8 <= row; x += 8) {
+				uint64_t w;
+
+				memcpy(&w, s + x, 8);
+				h = (h ^ w) * prime;
+			}
+			for (; x < row; x++)
+				h = (h ^ s[x]) * prime;
+		}
+	}
+	return h;
+}

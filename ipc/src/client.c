@@ -472,6 +472,19 @@ int zcv_client_connect(const struct zcv_client_config *cfg, const struct zcv_cli
 	h.max_hold = c->cfg.max_hold;
 	memcpy(h.name, c->name, sizeof(h.name));
 	r = zcv_msg_send(c->fd, &h, len, NULL, 0);
+	if (r == -EPIPE || r == -ECONNRESET) {
+		/* The producer refused us before reading anything (peer policy,
+		 * too many consumers): its BYE says why. */
+		union zcv_msg m;
+		int fds[ZCV_MSG_MAX_FDS];
+		unsigned n_fds = 0;
+
+		if (zcv_msg_read(c->fd, &m, fds, &n_fds) > 0) {
+			zcv_close_fds(fds, n_fds);
+			if (m.hdr.type == ZCV_MSG_BYE && m.bye.error < 0)
+				r = m.bye.error;
+		}
+	}
 	if (r < 0) {
 		close(c->fd);
 		free(c);

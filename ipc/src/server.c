@@ -112,6 +112,25 @@ static void send_bye(struct consumer *c, int error, const char *reason)
 	(void)zcv_msg_send(c->fd, &bye, len, NULL, 0);
 }
 
+/* Closing a socket with unread input makes the peer's next read fail
+ * with ECONNRESET before it sees our BYE; read what it sent first. */
+static void drain(int fd)
+{
+	for (int i = 0; i < 64; i++) {
+		union zcv_msg m;
+		int fds[ZCV_MSG_MAX_FDS];
+		unsigned n = 0;
+
+		int r = zcv_msg_recv(fd, &m, sizeof(m), fds, &n);
+
+		if (r == -EPROTO) /* consumed and closed all the same */
+			continue;
+		if (r <= 0)
+			return;
+		zcv_close_fds(fds, n);
+	}
+}
+
 static bool pool_is_retired_copy(const struct consumer *c, const struct hold *h)
 {
 	return h->private_pool && h->pool != c->copy_pool;
@@ -164,6 +183,8 @@ static void consumer_drop(struct consumer *c, int error, const char *reason, boo
 	for (unsigned i = 0; i < n_holds; i++)
 		hold_return(c, &holds[i]);
 	retire_copy_pool(c);
+	if (bye)
+		drain(c->fd);
 	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	c->fd = -1;

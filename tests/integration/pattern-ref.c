@@ -2,7 +2,7 @@
 /*
  * Reference frames for the integration tests, computed from the pattern
  * function alone:
- *   pattern-ref fnv  WxH FORMAT FIRST COUNT   FNV-1a of each frame's visible bytes
+ *   pattern-ref fnv  WxH FORMAT FIRST COUNT   zcv_frame_checksum of each frame
  *   pattern-ref i420 WxH FIRST COUNT OUT      frames as packed I420 (what a Y4M
  *                                             decoder yields for NV12/I420 input)
  */
@@ -11,18 +11,6 @@
 #include <string.h>
 #include <zcv/pattern.h>
 #include "tool_common.h"
-
-static uint64_t fnv(const struct zcv_layout *l, uint8_t *const pl[])
-{
-	const struct zcv_format_info *fi = zcv_format_lookup(l->fourcc);
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (unsigned p = 0; p < l->n_planes; p++)
-		for (uint32_t y = 0; y < zcv_format_plane_lines(fi, p, l->height); y++)
-			for (uint32_t x = 0; x < zcv_format_plane_row_bytes(fi, p, l->width); x++)
-				h = (h ^ pl[p][(size_t)y * l->planes[p].stride + x]) * 0x100000001b3ull;
-	return h;
-}
 
 int main(int argc, char **argv)
 {
@@ -54,7 +42,7 @@ int main(int argc, char **argv)
 		if (i420)
 			fwrite(base, 1, l.size, out);
 		else
-			printf("%" PRIu64 " %016" PRIx64 "\n", k, fnv(&l, pl));
+			printf("%" PRIu64 " %016" PRIx64 "\n", k, zcv_frame_checksum(&l, (const uint8_t *const *)pl));
 	}
 	free(base);
 	return fclose(out) ? 1 : 0;

@@ -50,6 +50,11 @@ struct zcv_consumer_info {
 	char end_reason[64];
 };
 
+/* Both run inside dispatch/publish/set_pool/end, never inside destroy.
+ * consumer_joined: the handshake completed (state STREAMING).
+ * consumer_left: a consumer that had joined is gone (info has end_error and
+ * end_reason). Consumers refused before joining only appear in
+ * zcv_server_get_consumers(). */
 struct zcv_server_callbacks {
 	void (*consumer_joined)(void *data, const struct zcv_consumer_info *info);
 	void (*consumer_left)(void *data, const struct zcv_consumer_info *info);
@@ -61,7 +66,9 @@ struct zcv_server_callbacks {
  * nothing in it but holder counts (zcv_pool_lend / zcv_pool_unhold), so the
  * pool's on_free callback tells the producer when a buffer comes back.
  * Returns 0 or: -EADDRINUSE when another producer serves that path,
- * -ENAMETOOLONG, -EINVAL for a bad config, or a socket/epoll errno.
+ * -EEXIST when something other than a socket is at that path (a stale
+ * socket is replaced), -ENAMETOOLONG, -EINVAL for a bad config (or a pool
+ * buffer without fds), or a socket/epoll errno.
  */
 ZCV_EXPORT int zcv_server_create(const struct zcv_server_config *cfg,
 				 const struct zcv_server_callbacks *cbs, void *data,
@@ -83,6 +90,8 @@ ZCV_EXPORT int zcv_server_dispatch(struct zcv_server *srv);
  * Publishes the frame in buffer idx (state PRODUCER) to every streaming
  * consumer below its hold limit; the others are skipped and count a drop.
  * The buffer is lent with one holder per receiver (free at once with none).
+ * Copy-tier consumers get a copy in their private pool and do not hold the
+ * buffer. After zcv_server_end() nobody gets it: the buffer is FREE at once.
  * Returns the number of consumers that got it, or -EINVAL (bad index or the
  * buffer is not the producer's).
  */
@@ -91,7 +100,10 @@ ZCV_EXPORT int zcv_server_publish(struct zcv_server *srv, unsigned idx,
 
 /* Replaces the pool (new generation): every consumer gets a new WELCOME
  * and the new buffers; old buffers are retired as they are released.
- * pool is borrowed. Returns 0 or -EINVAL (generation not newer). */
+ * pool is borrowed. The OLD pool stays borrowed too: keep it alive until
+ * zcv_pool_count(old, ZCV_BUFFER_LENT) == 0 (its on_free fires as each
+ * buffer comes back) or until zcv_server_destroy() returned.
+ * Returns 0 or -EINVAL (generation not newer, or a buffer without fds). */
 ZCV_EXPORT int zcv_server_set_pool(struct zcv_server *srv, struct zcv_pool *pool);
 
 /* Tells every consumer the stream ended (error 0) or failed (negative
