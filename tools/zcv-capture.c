@@ -6,7 +6,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <zcv/memory.h>
 #include <zcv/server.h>
 #include <zcv/source.h>
 #include <zcv/stats.h>
@@ -17,6 +20,7 @@
 #define TOOL "zcv-capture"
 
 struct capture {
+	FILE *checksums; /* --checksums: "sequence checksum" of every frame published */
 	struct zcv_server *srv;
 	struct zcv_source *src;
 	struct zcv_stats stats;
@@ -48,15 +52,43 @@ static void usage(FILE *f)
 		"  --max-hold N         frames one consumer may hold at once (default 2)\n"
 		"  --hold-timeout-ms N  evict a consumer holding a frame longer (default 1000)\n"
 		"  --stats-json PATH    write stats as JSON at exit\n"
+		"  --checksums PATH     write 'sequence checksum' of every frame as captured (testing)\n"
 		"  --quiet              no progress lines\n"
 		"  --help\n");
+}
+
+/* What the producer captured, read through its own mapping of the buffer
+ * (for DMA-BUF bracketed with DMA_BUF_IOCTL_SYNC), for tests to compare
+ * with what consumers saw. */
+static void write_checksum(struct capture *c, struct zcv_buffer *buf, uint64_t seq)
+{
+	struct zcv_pool *pool = zcv_source_get_pool(c->src);
+	const uint8_t *planes[ZCV_MAX_PLANES] = { 0 };
+
+	if (zcv_pool_map(pool, buf->index, PROT_READ) < 0) {
+		fprintf(c->checksums, "%" PRIu64 " unmappable\n", seq);
+		return;
+	}
+	for (unsigned f = 0; f < buf->n_fds; f++)
+		zcv_dmabuf_sync_start(buf->fds[f], ZCV_SYNC_READ);
+	for (unsigned p = 0; p < pool->layout.n_planes; p++)
+		planes[p] = zcv_buffer_plane(pool, buf, p);
+	fprintf(c->checksums, "%" PRIu64 " %016" PRIx64 "\n", seq,
+		zcv_frame_checksum(&pool->layout, planes));
+	for (unsigned f = 0; f < buf->n_fds; f++)
+		zcv_dmabuf_sync_end(buf->fds[f], ZCV_SYNC_READ);
 }
 
 static void on_frame(void *data, struct zcv_buffer *buf, const struct zcv_frame_meta *meta)
 {
 	struct capture *c = data;
-	int n = zcv_server_publish(c->srv, buf->index, meta);
-	uint64_t now = zcv_now_ns();
+	uint64_t now;
+	int n;
+
+	if (c->checksums)
+		write_checksum(c, buf, meta->sequence);
+	n = zcv_server_publish(c->srv, buf->index, meta);
+	now = zcv_now_ns();
 
 	if (n < 0)
 		fprintf(stderr, TOOL ": internal error publishing buffer %u: %s\n", buf->index,
@@ -136,6 +168,7 @@ int main(int argc, char **argv)
 		{ "stats-json", required_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "list", no_argument, NULL, 'L' },
+		{ "checksums", required_argument, NULL, 'x' },
 		{ "input", required_argument, NULL, 'i' },
 		{ "dv-timings", required_argument, NULL, 'D' },
 		{ "require-zero-copy", no_argument, NULL, 'Z' },
@@ -230,6 +263,13 @@ int main(int argc, char **argv)
 			scfg.hold_timeout_ns = v * 1000000ull;
 			break;
 		case 'j': stats_path = optarg; break;
+		case 'x':
+			c.checksums = fopen(optarg, "we");
+			if (!c.checksums) {
+				fprintf(stderr, TOOL ": cannot write %s: %s\n", optarg, strerror(errno));
+				return 1;
+			}
+			break;
 		case 'q': c.quiet = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -362,10 +402,24 @@ int main(int argc, char **argv)
 	ret = 0;
 out:
 	if (c.srv) {
-		c.stats.copied_bytes = zcv_server_copied_bytes(c.srv);
+		/* every frame byte this process copied: source copy tier + per-consumer copies */
+		c.stats.copied_bytes = zcv_copied_bytes_get();
 		consumers_json(&c, &j);
 	}
 	if (c.src) {
+		struct zcv_pool *pool = zcv_source_get_pool(c.src);
+
+		/* identity of the memory objects lent out: consumers can show they
+		 * hold these very objects (same inode), not copies */
+		tool_json_add(&j, ", \"buffer_inodes\": [");
+		for (unsigned i = 0; i < pool->n_buffers; i++)
+			for (unsigned f = 0; f < pool->buffers[i].n_fds; f++) {
+				struct stat st = { 0 };
+
+				fstat(pool->buffers[i].fds[f], &st);
+				tool_json_add(&j, "%s%llu", i || f ? ", " : "", (unsigned long long)st.st_ino);
+			}
+		tool_json_add(&j, "]");
 		c.stats.path = zcv_source_path(c.src);
 		tool_json_add(&j, ", \"source_dropped\": %" PRIu64, zcv_source_dropped(c.src));
 	}
@@ -373,6 +427,8 @@ out:
 	zcv_source_destroy(c.src);
 	if (sfd >= 0)
 		close(sfd);
+	if (c.checksums)
+		fclose(c.checksums);
 	if (stats_path) {
 		/* every fd the run opened is closed by now: start and end must match */
 		tool_json_add(&j, ", \"tool\": \"" TOOL "\", \"fds_at_start\": %d, \"fds_at_end\": %d",

@@ -25,11 +25,13 @@ struct v4l2_source {
 	void *vmap[MAX_BUFS][ZCV_MAX_PLANES];
 	size_t vlen[MAX_BUFS][ZCV_MAX_PLANES];
 	bool copy_tier, streaming;
+	bool via_libv4l2; /* the format is emulated: libv4l2 converts */
 	char fallback[192];
-	uint64_t last_seq;
+	uint64_t last_seq, seq_offset;
 	bool have_seq;
 	uint32_t fps_num, fps_den;
 	int qbuf_error; /* a re-queue failed (device gone): reported by dispatch */
+	uint64_t foreign_timestamps; /* frames whose driver time was not CLOCK_MONOTONIC-now-ish */
 };
 
 static _Thread_local char errbuf[256];
@@ -39,10 +41,25 @@ static int xioctl(int fd, unsigned long req, void *arg)
 	int r;
 
 	do
-		r = v4l2_ioctl(fd, req, arg);
+		r = ioctl(fd, req, arg);
 	while (r < 0 && errno == EINTR);
 	return r < 0 ? -errno : 0;
 }
+
+/* Through libv4l2 (which converts emulated formats, and logs every failure
+ * including EAGAIN) only when it converts; else straight to the kernel. */
+static int sioctl(struct v4l2_source *s, unsigned long req, void *arg)
+{
+	int r;
+
+	if (!s->via_libv4l2)
+		return xioctl(s->base.fd, req, arg);
+	do
+		r = v4l2_ioctl(s->base.fd, req, arg);
+	while (r < 0 && errno == EINTR);
+	return r < 0 ? -errno : 0;
+}
+
 
 /* Multi-planar-memory V4L2 formats and the colour format they carry. */
 static const struct {
@@ -105,7 +122,8 @@ static bool format_emulated(int fd, enum v4l2_buf_type type, uint32_t pixfmt)
 {
 	struct v4l2_fmtdesc d = { .type = type };
 
-	for (d.index = 0; xioctl(fd, VIDIOC_ENUM_FMT, &d) == 0; d.index++)
+	/* only libv4l2's enumeration marks the formats it emulates */
+	for (d.index = 0; v4l2_ioctl(fd, VIDIOC_ENUM_FMT, &d) == 0; d.index++)
 		if (d.pixelformat == pixfmt)
 			return d.flags & V4L2_FMT_FLAG_EMULATED;
 	return false;
@@ -162,10 +180,25 @@ static int set_dv_timings(struct v4l2_source *s, int fd)
 			 best.bt.height, strerror(-r));
 		return r;
 	}
-	/* frame rate as a fraction: pixel clock over frame size */
-	s->fps_num = (uint32_t)(best.bt.pixelclock / 1000);
-	s->fps_den = (uint32_t)((uint64_t)V4L2_DV_BT_FRAME_WIDTH(&best.bt) *
-				V4L2_DV_BT_FRAME_HEIGHT(&best.bt) / 1000);
+	/* frame rate as a fraction: pixel clock over frame size, reduced */
+	{
+		uint64_t num = best.bt.pixelclock, den = (uint64_t)V4L2_DV_BT_FRAME_WIDTH(&best.bt) *
+							 V4L2_DV_BT_FRAME_HEIGHT(&best.bt);
+		uint64_t a = num, b = den;
+
+		while (b) {
+			uint64_t t = a % b;
+
+			a = b;
+			b = t;
+		}
+		if (a)
+			num /= a, den /= a;
+		while (num > UINT32_MAX || den > UINT32_MAX)
+			num /= 2, den /= 2;
+		s->fps_num = (uint32_t)num;
+		s->fps_den = (uint32_t)den;
+	}
 	if (!s->cfg.width) {
 		s->cfg.width = best.bt.width;
 		s->cfg.height = best.bt.height;
@@ -182,7 +215,7 @@ static int queue(struct v4l2_source *s, unsigned idx)
 		b.m.planes = planes;
 		b.length = s->n_mem_planes;
 	}
-	return xioctl(s->base.fd, VIDIOC_QBUF, &b);
+	return sioctl(s, VIDIOC_QBUF, &b);
 }
 
 static void on_free(void *data, struct zcv_pool *pool, struct zcv_buffer *buf)
@@ -211,17 +244,27 @@ static int v4l2_start(struct zcv_source *src)
 		if (!s->copy_tier)
 			src->pool->buffers[i].state = ZCV_BUFFER_PRODUCER;
 	}
-	r = xioctl(src->fd, VIDIOC_STREAMON, &type);
+	r = sioctl(s, VIDIOC_STREAMON, &type);
 	if (r == 0)
 		s->streaming = true;
 	return r;
 }
 
-static uint64_t timestamp_ns(const struct v4l2_buffer *b)
+/* The driver's capture time when it is on our clock; some drivers (vivid
+ * under emulation among them) stamp times that are not, which would make
+ * every latency figure meaningless: then the dequeue time stands in. */
+static uint64_t timestamp_ns(struct v4l2_source *s, const struct v4l2_buffer *b)
 {
-	if ((b->flags & V4L2_BUF_FLAG_TIMESTAMP_MASK) != V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC)
-		return zcv_now_ns();
-	return (uint64_t)b->timestamp.tv_sec * 1000000000ull + (uint64_t)b->timestamp.tv_usec * 1000ull;
+	uint64_t now = zcv_now_ns();
+	uint64_t ts = (uint64_t)b->timestamp.tv_sec * 1000000000ull +
+		      (uint64_t)b->timestamp.tv_usec * 1000ull;
+
+	if ((b->flags & V4L2_BUF_FLAG_TIMESTAMP_MASK) != V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC ||
+	    ts > now || now - ts > 5000000000ull) {
+		s->foreign_timestamps++;
+		return now;
+	}
+	return ts;
 }
 
 /* Copy tier: the driver's frame into a free memfd buffer, counted. */
@@ -262,6 +305,7 @@ static int v4l2_dispatch(struct zcv_source *src)
 		struct v4l2_buffer b = { .type = s->type, .memory = V4L2_MEMORY_MMAP };
 		struct zcv_frame_meta meta = { 0 };
 		struct zcv_buffer *buf;
+		uint64_t seq;
 		int r;
 
 		if (s->cfg.frames && src->frames >= s->cfg.frames)
@@ -270,7 +314,7 @@ static int v4l2_dispatch(struct zcv_source *src)
 			b.m.planes = planes;
 			b.length = s->n_mem_planes;
 		}
-		r = xioctl(src->fd, VIDIOC_DQBUF, &b);
+		r = sioctl(s, VIDIOC_DQBUF, &b);
 		if (r == -EAGAIN)
 			return 0;
 		if (r < 0)
@@ -278,12 +322,20 @@ static int v4l2_dispatch(struct zcv_source *src)
 		if (b.index >= s->n_bufs)
 			return -EIO;
 
-		if (s->have_seq && b.sequence > s->last_seq + 1)
-			src->dropped += b.sequence - s->last_seq - 1;
+		/* Consumers get strictly increasing sequences; a driver that
+		 * restarts its count (vivid does after a timings change) is
+		 * continued from where it was. */
+		seq = b.sequence + s->seq_offset;
+		if (s->have_seq && seq <= s->last_seq) {
+			s->seq_offset += s->last_seq + 1 - seq;
+			seq = s->last_seq + 1;
+		}
+		if (s->have_seq && seq > s->last_seq + 1)
+			src->dropped += seq - s->last_seq - 1;
 		s->have_seq = true;
-		s->last_seq = b.sequence;
-		meta.sequence = b.sequence;
-		meta.timestamp_ns = timestamp_ns(&b);
+		s->last_seq = seq;
+		meta.sequence = seq;
+		meta.timestamp_ns = timestamp_ns(s, &b);
 		if (b.flags & V4L2_BUF_FLAG_ERROR)
 			meta.flags |= ZCV_FRAME_FLAG_ERROR;
 		if (s->cfg.frames && src->frames + 1 == s->cfg.frames)
@@ -322,7 +374,7 @@ static void v4l2_destroy(struct zcv_source *src)
 		int type = s->type;
 
 		s->streaming = false;
-		xioctl(src->fd, VIDIOC_STREAMOFF, &type);
+		sioctl(s, VIDIOC_STREAMOFF, &type);
 	}
 	for (unsigned i = 0; i < MAX_BUFS; i++)
 		for (unsigned p = 0; p < ZCV_MAX_PLANES; p++)
@@ -396,11 +448,11 @@ static int open_device(struct v4l2_source *s)
 
 static int set_format(struct v4l2_source *s, struct v4l2_format *f)
 {
-	int fd = s->base.fd, r;
 	uint32_t want_v4l2;
+	int r;
 
 	f->type = s->type;
-	r = xioctl(fd, VIDIOC_G_FMT, f);
+	r = sioctl(s, VIDIOC_G_FMT, f);
 	if (r < 0)
 		return r;
 	want_v4l2 = s->cfg.fourcc ? v4l2_fourcc_of(s->cfg.fourcc, s->cfg.multiplanar_planes && s->mplane) :
@@ -421,7 +473,7 @@ static int set_format(struct v4l2_source *s, struct v4l2_format *f)
 		f->fmt.pix.field = V4L2_FIELD_NONE;
 		f->fmt.pix.bytesperline = 0;
 	}
-	r = xioctl(fd, VIDIOC_S_FMT, f);
+	r = sioctl(s, VIDIOC_S_FMT, f);
 	if (r < 0) {
 		snprintf(errbuf, sizeof(errbuf), "VIDIOC_S_FMT failed on %s: %s", s->cfg.device, strerror(-r));
 		return r == -EBUSY ? r : -EINVAL;
@@ -460,7 +512,7 @@ static int set_rate(struct v4l2_source *s)
 	if (s->cfg.fps_num && !s->cfg.dv_timings) {
 		p.parm.capture.timeperframe.numerator = s->cfg.fps_den;
 		p.parm.capture.timeperframe.denominator = s->cfg.fps_num;
-		r = xioctl(s->base.fd, VIDIOC_S_PARM, &p);
+		r = sioctl(s, VIDIOC_S_PARM, &p);
 		if (r < 0 || !p.parm.capture.timeperframe.numerator ||
 		    p.parm.capture.timeperframe.denominator * (uint64_t)s->cfg.fps_den !=
 			    (uint64_t)s->cfg.fps_num * p.parm.capture.timeperframe.numerator) {
@@ -470,11 +522,21 @@ static int set_rate(struct v4l2_source *s)
 			return -EINVAL;
 		}
 	}
-	if (s->fps_num) /* from DV timings */
+	if (s->fps_num) { /* from DV timings: a different --fps cannot be had */
+		double want = s->cfg.fps_den ? (double)s->cfg.fps_num / s->cfg.fps_den : 0;
+		double have = (double)s->fps_num / s->fps_den;
+
+		if (s->cfg.fps_num && (want < have * 0.995 || want > have * 1.005)) {
+			snprintf(errbuf, sizeof(errbuf),
+				 "%s cannot capture at %u/%u fps: the DV timings fix the rate at %.2f fps",
+				 s->cfg.device, s->cfg.fps_num, s->cfg.fps_den, have);
+			return -EINVAL;
+		}
 		return 0;
+	}
 	memset(&p, 0, sizeof(p));
 	p.type = s->type;
-	if (xioctl(s->base.fd, VIDIOC_G_PARM, &p) == 0 && p.parm.capture.timeperframe.numerator) {
+	if (sioctl(s, VIDIOC_G_PARM, &p) == 0 && p.parm.capture.timeperframe.numerator) {
 		s->fps_num = p.parm.capture.timeperframe.denominator;
 		s->fps_den = p.parm.capture.timeperframe.numerator;
 	} else {
@@ -499,7 +561,7 @@ static int export_all(struct v4l2_source *s, const struct zcv_layout *layout)
 			struct v4l2_exportbuffer e = { .type = s->type, .index = i, .plane = p,
 						       .flags = O_RDONLY | O_CLOEXEC };
 
-			r = xioctl(s->base.fd, VIDIOC_EXPBUF, &e);
+			r = sioctl(s, VIDIOC_EXPBUF, &e);
 			if (r < 0) {
 				for (unsigned q = 0; q < p; q++)
 					close(fds[q]);
@@ -537,7 +599,7 @@ static int map_all(struct v4l2_source *s)
 			b.m.planes = planes;
 			b.length = s->n_mem_planes;
 		}
-		r = xioctl(s->base.fd, VIDIOC_QUERYBUF, &b);
+		r = sioctl(s, VIDIOC_QUERYBUF, &b);
 		if (r < 0)
 			return r;
 		for (unsigned p = 0; p < s->n_mem_planes; p++) {
@@ -579,7 +641,7 @@ int zcv_v4l2_source_create(const struct zcv_v4l2_source_config *cfg,
 	if (cfg->input >= 0) {
 		int in = cfg->input;
 
-		r = xioctl(s->base.fd, VIDIOC_S_INPUT, &in);
+		r = sioctl(s, VIDIOC_S_INPUT, &in);
 		if (r < 0) {
 			snprintf(errbuf, sizeof(errbuf), "%s has no input %d (%s)", cfg->device, in,
 				 strerror(-r));
@@ -589,6 +651,9 @@ int zcv_v4l2_source_create(const struct zcv_v4l2_source_config *cfg,
 	}
 	if (cfg->dv_timings && (r = set_dv_timings(s, s->base.fd)) < 0)
 		goto fail;
+	if (cfg->fourcc)
+		s->via_libv4l2 = format_emulated(s->base.fd, s->type,
+						 v4l2_fourcc_of(cfg->fourcc, cfg->multiplanar_planes && s->mplane));
 	if ((r = set_format(s, &f)) < 0 || (r = set_rate(s)) < 0)
 		goto fail;
 
@@ -600,7 +665,7 @@ int zcv_v4l2_source_create(const struct zcv_v4l2_source_config *cfg,
 	req.count = cfg->n_buffers ? cfg->n_buffers : 6;
 	req.type = s->type;
 	req.memory = V4L2_MEMORY_MMAP;
-	r = xioctl(s->base.fd, VIDIOC_REQBUFS, &req);
+	r = sioctl(s, VIDIOC_REQBUFS, &req);
 	if (r < 0 || req.count == 0) {
 		snprintf(errbuf, sizeof(errbuf), "VIDIOC_REQBUFS on %s: %s", cfg->device,
 			 r < 0 ? strerror(-r) : "no buffers");
@@ -609,7 +674,7 @@ int zcv_v4l2_source_create(const struct zcv_v4l2_source_config *cfg,
 	}
 	s->n_bufs = req.count > MAX_BUFS ? MAX_BUFS : req.count;
 
-	if (format_emulated(s->base.fd, s->type, s->v4l2_fourcc)) {
+	if (s->via_libv4l2) {
 		char a[5];
 
 		snprintf(s->fallback, sizeof(s->fallback),
@@ -656,6 +721,11 @@ fail:
 		*ret_error = errbuf[0] ? errbuf : strerror(-r);
 	v4l2_destroy(&s->base);
 	return r;
+}
+
+uint64_t zcv_v4l2_source_foreign_timestamps(struct zcv_source *src)
+{
+	return ((struct v4l2_source *)src)->foreign_timestamps;
 }
 
 const char *zcv_v4l2_source_fallback_reason(struct zcv_source *src)
@@ -717,7 +787,7 @@ static void list_device(FILE *out, const char *path)
 		fprintf(out, "  input %u: %s%s\n", in.index, in.name,
 			in.capabilities & V4L2_IN_CAP_DV_TIMINGS ? " (DV timings: --dv-timings)" : "");
 	d.type = type;
-	for (d.index = 0; xioctl(fd, VIDIOC_ENUM_FMT, &d) == 0; d.index++) {
+	for (d.index = 0; v4l2_ioctl(fd, VIDIOC_ENUM_FMT, &d) == 0; d.index++) {
 		struct v4l2_frmsizeenum fs = { .pixel_format = d.pixelformat };
 		char a[5];
 

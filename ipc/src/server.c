@@ -963,9 +963,10 @@ void zcv_server_end(struct zcv_server *srv, int error, const char *reason)
 	stop_listening(srv);
 	for (c = srv->consumers; c; c = next) {
 		next = c->next;
-		send_bye(c, srv->end_error, srv->end_reason);
 		if (c->info.state != ZCV_CONSUMER_STREAMING || c->n_holds == 0)
-			consumer_drop(c, srv->end_error, srv->end_reason, false);
+			consumer_drop(c, srv->end_error, srv->end_reason, true);
+		else
+			send_bye(c, srv->end_error, srv->end_reason);
 	}
 	timer_update(srv);
 	leave(srv);

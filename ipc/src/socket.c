@@ -76,7 +76,8 @@ int zcv_socket_default_path_nocreate(char *buf, size_t size)
 /* Is a producer listening at path? 1 yes, 0 stale socket file, <0 error. */
 static int probe(const struct sockaddr_un *addr)
 {
-	zcv_autoclose int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	/* non-blocking: a live producer with a full backlog must not hang us */
+	zcv_autoclose int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 
 	if (fd < 0)
 		return -errno;

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zcv/client.h>
 #include <zcv/pattern.h>
 #include <zcv/stats.h>
@@ -23,7 +24,11 @@ struct tc {
 	struct zcv_client_frame held[MAX_HELD];
 	uint64_t held_at[MAX_HELD];
 	unsigned n_held;
-	uint64_t max_frames, hold_ns, mismatches, last_seq, out_of_order;
+	uint64_t max_frames, hold_ns, mismatches, last_seq, out_of_order, error_frames;
+	FILE *checksums;
+	struct tool_json fds; /* identities of the buffers we were lent */
+	unsigned n_fds_seen;
+	unsigned long long seen_ino[4 * 32];
 	bool verify, hold_forever, done, have_seq;
 	enum zcv_pattern pattern;
 	uint8_t *scratch;
@@ -39,6 +44,32 @@ static void release_due(struct tc *t, uint64_t now)
 		memmove(t->held_at, t->held_at + 1, sizeof(t->held_at[0]) * (t->n_held - 1));
 		t->n_held--;
 	}
+}
+
+static void note_fd(struct tc *t, int fd)
+{
+	struct stat st;
+	char path[64], line[128], exp[64] = "";
+	FILE *fi;
+
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return;
+	for (unsigned i = 0; i < t->n_fds_seen; i++)
+		if (t->seen_ino[i] == (unsigned long long)st.st_ino)
+			return;
+	if (t->n_fds_seen == sizeof(t->seen_ino) / sizeof(t->seen_ino[0]))
+		return;
+	t->seen_ino[t->n_fds_seen++] = (unsigned long long)st.st_ino;
+	/* a DMA-BUF's fdinfo names its exporter, e.g. videobuf2_vmalloc */
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	if ((fi = fopen(path, "re"))) {
+		while (fgets(line, sizeof(line), fi))
+			if (sscanf(line, "exp_name: %63s", exp) == 1)
+				break;
+		fclose(fi);
+	}
+	tool_json_add(&t->fds, "%s{\"ino\": %llu, \"exporter\": \"%s\"}", t->n_fds_seen > 1 ? ", " : "",
+		      (unsigned long long)st.st_ino, exp[0] ? exp : "memfd");
 }
 
 static void on_format(void *data, const struct zcv_client_format *fmt)
@@ -66,6 +97,13 @@ static void on_frame(void *data, const struct zcv_client_frame *f)
 	zcv_latency_add(&t->stats.latency, f->received_ns - f->timestamp_ns);
 	if (t->path == 3)
 		t->stats.copied_bytes += fmt->layout.size;
+	if (f->flags & 1)
+		t->error_frames++;
+	if (t->checksums)
+		fprintf(t->checksums, "%" PRIu64 " %016" PRIx64 "\n", f->sequence,
+			zcv_frame_checksum(&fmt->layout, f->planes));
+	for (unsigned p = 0; p < f->n_planes; p++)
+		note_fd(t, f->fd[p]);
 	if (t->verify && zcv_pattern_check(t->pattern, &fmt->layout, f->sequence, f->planes,
 					   t->scratch, NULL) < 0)
 		t->mismatches++;
@@ -101,6 +139,7 @@ int main(int argc, char **argv)
 		{ "pattern", required_argument, NULL, 'p' },
 		{ "needs-copy", no_argument, NULL, 'c' },
 		{ "stats-json", required_argument, NULL, 'j' },
+		{ "checksums", required_argument, NULL, 'x' },
 		{ 0 },
 	};
 	struct zcv_client_config cfg = { .name = TOOL };
@@ -129,6 +168,10 @@ int main(int argc, char **argv)
 		case 'p': zcv_pattern_from_name(optarg, &t.pattern); break;
 		case 'c': cfg.caps = ZCV_CLIENT_CAP_NEEDS_COPY | ZCV_CLIENT_CAP_MEMFD; break;
 		case 'j': stats_path = optarg; break;
+		case 'x':
+			if (!(t.checksums = fopen(optarg, "we")))
+				return 1;
+			break;
 		default: return 2;
 		}
 	}
@@ -154,11 +197,15 @@ int main(int argc, char **argv)
 	t.stats.path = t.path ? zcv_path_name(t.path) : "none";
 	tool_json_add(&j, "\"tool\": \"" TOOL "\", \"mismatches\": %" PRIu64
 			  ", \"out_of_order\": %" PRIu64 ", \"last_seq\": %" PRIu64
-			  ", \"close_error\": %d, \"close_reason\": \"%s\", \"dispatch\": %d",
-		      t.mismatches, t.out_of_order, t.last_seq, t.close_error, t.close_reason, r);
+			  ", \"close_error\": %d, \"close_reason\": \"%s\", \"dispatch\": %d"
+			  ", \"error_frames\": %" PRIu64 ", \"buffers\": [%s]",
+		      t.mismatches, t.out_of_order, t.last_seq, t.close_error, t.close_reason, r,
+		      t.error_frames, t.fds.buf);
 	if (stats_path)
 		zcv_stats_write_json_file(&t.stats, stats_path, j.buf);
 	zcv_client_destroy(t.client);
+	if (t.checksums)
+		fclose(t.checksums);
 	zcv_stats_finish(&t.stats);
 	free(t.scratch);
 	if (r < 0)

@@ -806,9 +806,16 @@ static void test_set_pool(void **state)
 	assert_int_equal(c->held[0].planes[1][5], pattern(1, 1, 5));
 	/* releases of the old generation go back to the old pool */
 	assert_int_equal(old->buffers[0].state, ZCV_BUFFER_LENT);
-	sink_release_all(a);
-	sink_release_all(c);
-	pump(&e);
+	{
+		int before = zcv_test_count_fds();
+
+		sink_release_all(a);
+		sink_release_all(c);
+		pump(&e);
+		/* retired at once: a's and c's old mappings+fds (4 each) and
+		 * the server's private copy pool of generation 1 (4) */
+		assert_int_equal(zcv_test_count_fds(), before - 12);
+	}
 	assert_int_equal(zcv_pool_count(old, ZCV_BUFFER_FREE), 4);
 	assert_int_equal(zcv_pool_count(p2, ZCV_BUFFER_FREE), 3);
 	assert_int_equal(a->result + b->result + c->result, 0);
@@ -1245,6 +1252,45 @@ static void test_peer_policy(void **state)
 	env_finish(&e);
 }
 
+/* A consumer that stops reading is dropped, never waited for. */
+static void test_slow_consumer(void **state)
+{
+	struct env e;
+	struct zcv_layout l;
+	struct sink *s, *ok;
+	uint32_t gen = 2;
+
+	env_init(&e);
+	env_start(&e, NULL, 2);
+	s = sink_connect(&e, 0, 0, 0, false);
+	ok = sink_connect(&e, 1, 0, 0, false);
+	pump(&e);
+	assert_int_equal(zcv_format_layout(ZCV_FMT_GREY, 16, 16, 1, &l), 0);
+	/* Pool announcements pile up in the socket of a consumer that never
+	 * reads, until the socket is full. */
+	while (zcv_server_streaming_count(e.srv) == 2) {
+		struct zcv_pool *p = make_pool(&e, &l, ZCV_POOL_MAX_BUFFERS, gen++);
+		uint64_t t0 = zcv_now_ns();
+
+		assert_true(gen < 200);
+		assert_int_equal(zcv_server_set_pool(e.srv, p), 0);
+		assert_true(zcv_now_ns() - t0 < 500 * 1000000ull);
+		zcv_pool_destroy(e.pool);
+		e.pool = p;
+		/* the other one keeps up */
+		assert_int_equal(zcv_client_dispatch(ok->c), 0);
+	}
+	assert_int_equal(e.left, 1);
+	assert_int_equal(e.last_left.end_error, -ENOBUFS);
+	assert_int_equal(ok->result, 0);
+	assert_int_equal(ok->fmt.generation, gen - 1);
+	/* it finds out once it reads */
+	for (int i = 0; i < 1000 && !s->result; i++)
+		s->result = zcv_client_dispatch(s->c);
+	assert_true(s->result < 0);
+	env_finish(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1267,6 +1313,7 @@ int main(void)
 		T(test_server_end),
 		T(test_consumer_limits),
 		T(test_peer_policy),
+		T(test_slow_consumer),
 #undef T
 	};
 

@@ -44,6 +44,10 @@ int zcv_v4l2_source_create(const struct zcv_v4l2_source_config *cfg,
 /* Why the copy tier is in use, or NULL on the zero-copy path. */
 const char *zcv_v4l2_source_fallback_reason(struct zcv_source *src);
 
+/* Frames whose driver timestamp was not usable as CLOCK_MONOTONIC (then
+ * the dequeue time was used). */
+uint64_t zcv_v4l2_source_foreign_timestamps(struct zcv_source *src);
+
 /* Frame rate the driver runs at (from G_PARM / DV timings); 0/1 unknown. */
 void zcv_v4l2_source_fps(struct zcv_source *src, uint32_t *ret_num, uint32_t *ret_den);
 

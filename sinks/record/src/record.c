@@ -145,22 +145,26 @@ static void convert(struct zcv_record *rec, const struct zcv_layout *l,
 		const uint8_t *s = planes[packed ? 0 : 1] + (size_t)r * l->planes[packed ? 0 : 1].stride;
 		uint8_t *du = *u + (size_t)r * *cw, *dv = *v + (size_t)r * *cw;
 		uint8_t *dy = *y + (size_t)r * w;
+		/* byte positions of Y0 U Y1 V inside each 4-byte group */
+		int y0 = l->fourcc == ZCV_FMT_UYVY ? 1 : 0, c0 = l->fourcc == ZCV_FMT_UYVY ? 0 : 1;
 
-		for (uint32_t x = 0; x < *cw; x++) {
-			if (!packed) {
+		if (!packed) {
+			for (uint32_t x = 0; x < *cw; x++) {
 				du[x] = s[2 * x];
 				dv[x] = s[2 * x + 1];
-			} else if (l->fourcc == ZCV_FMT_YUYV) {
-				dy[2 * x] = s[4 * x];
-				du[x] = s[4 * x + 1];
-				dy[2 * x + 1] = s[4 * x + 2];
-				dv[x] = s[4 * x + 3];
-			} else {
-				du[x] = s[4 * x];
-				dy[2 * x] = s[4 * x + 1];
-				dv[x] = s[4 * x + 2];
-				dy[2 * x + 1] = s[4 * x + 3];
 			}
+			continue;
+		}
+		/* one 32-bit load per pixel pair: this loop runs for every line of
+		 * every frame, and byte loads cost most under emulation */
+		for (uint32_t x = 0; x < *cw; x++) {
+			uint32_t q;
+
+			memcpy(&q, s + 4 * x, 4);
+			dy[2 * x] = (uint8_t)(q >> (8 * y0));
+			du[x] = (uint8_t)(q >> (8 * c0));
+			dy[2 * x + 1] = (uint8_t)(q >> (8 * (y0 + 2)));
+			dv[x] = (uint8_t)(q >> (8 * (c0 + 2)));
 		}
 	}
 	rec->converted += (size_t)*cw * *ch * 2 + (packed ? (size_t)w * h : 0);
