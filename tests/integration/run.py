@@ -144,6 +144,9 @@ def test_pipeline(env):
     zcv-record and a slow holder."""
     cap = env.start("zcv-capture", "--source", "pattern", "--size", "1280x720", "--format", "NV12",
                     "--fps", "60", "--frames", "300", "--wait-consumers", "3",
+                    # headroom for the fast consumers' jitter on a busy 2-core machine;
+                    # the slow one asks for a hold limit of 2 itself
+                    "--buffers", "10", "--max-hold", "4",
                     "--socket", env.sock, "--stats-json", env.path("cap.json"))
     env.wait_socket()
     t0 = time.time()
@@ -151,7 +154,7 @@ def test_pipeline(env):
     rec = env.start("zcv-record", "--socket", env.sock, "-o", env.path("out.y4m"),
                     "--stats-json", env.path("rec.json"))
     slow = env.start("test-consumer", "--socket", env.sock, "--name", "slow", "--hold-ms", "100",
-                     "--verify", "--stats-json", env.path("slow.json"))
+                     "--max-hold", "2", "--verify", "--stats-json", env.path("slow.json"))
     check(env.wait(cap, 60) == 0, "zcv-capture exited 0 after 300 frames")
     wall = time.time() - t0
     for p in (sample, rec, slow):

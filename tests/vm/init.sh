@@ -4,7 +4,10 @@
 #    (/hostroot, read-only);
 # 2. insmod the media/DRM modules with parameters from
 #    /results/.zcv-vm/modparams ("<module> <params...>" per line);
-# 3. mount proc/sys/dev/tmpfs inside the host root, chroot into it and run
+# 3. mount proc/sys/dev/tmpfs inside the host root, then the results dir,
+#    the GStreamer registry dir and any extra shares (ZCV_MOUNTS from
+#    job.conf: host dirs under /tmp, /run or /dev that the tmpfs hides) at
+#    their host paths; chroot into it and run
 #    /results/.zcv-vm/job.sh (written by tests/vm/run.sh) with bash;
 # 4. report the status: file /results/.zcv-vm/exit-status and a serial line
 #    "ZCV-VM-EXIT <status>", then power off.
@@ -59,10 +62,28 @@ mount -t tmpfs -o mode=1777 tmpfs $H/dev/shm
 mount -t debugfs debugfs $H/sys/kernel/debug 2>/dev/null
 mount -t tmpfs -o mode=1777 tmpfs $H/tmp
 mount -t tmpfs -o mode=755 tmpfs $H/run
-mount -o bind /results "$H$ZCV_RESULTS_PATH" || fail "bind results to $ZCV_RESULTS_PATH"
-for s in $ZCV_SHARES; do # "tag=path" pairs: extra writable shares
-	mount -t 9p -o "$P9" "${s%%=*}" "$H${s#*=}" || fail "mount share $s"
-done
+if [ -n "${ZCV_MOUNTS:-}" ]; then
+	# "mode:tag:path" words, parents first: ro / rw = 9p share <tag>, bind =
+	# bind of the guest directory <tag>; each mounted at <path> in the chroot.
+	# A path in the guest's own tmpfs (/tmp, /run, /dev...) is created first,
+	# so a checkout or build dir under /tmp on the host appears at the same
+	# path here.
+	for m in $ZCV_MOUNTS; do
+		mode=${m%%:*}; r=${m#*:}; tag=${r%%:*}; p=${r#*:}
+		[ -d "$H$p" ] || mkdir -p "$H$p" || fail "mkdir $p for $m"
+		case $mode in
+		ro) mount -t 9p -o "$P9,ro,cache=loose" "$tag" "$H$p" ;;
+		rw) mount -t 9p -o "$P9" "$tag" "$H$p" ;;
+		bind) mount -o bind "$tag" "$H$p" ;;
+		*) false ;;
+		esac || fail "mount $m"
+	done
+else # job.conf of an older run.sh
+	mount -o bind /results "$H$ZCV_RESULTS_PATH" || fail "bind results to $ZCV_RESULTS_PATH"
+	for s in $ZCV_SHARES; do # "tag=path" pairs: extra writable shares
+		mount -t 9p -o "$P9" "${s%%=*}" "$H${s#*=}" || fail "mount share $s"
+	done
+fi
 # Module tree for in-scenario reloads: modprobe -d /run/zcv-vm vivid ...
 mkdir -p $H/run/zcv-vm/lib/modules
 ln -s /proc/self/mounts $H/run/zcv-vm/mtab 2>/dev/null

@@ -5,7 +5,11 @@
 # runs as root under bash in a chroot of the host's root file system (shared
 # read-only over 9p), so it can use the host's binaries, python3 and
 # GStreamer, and the project's build directory at the same path as on the
-# host. Exit status: 0 pass, 1 fail, 77 skip (also when the scenario exits 77).
+# host. The guest has its own tmpfs on /tmp, /run and /dev/shm (and devtmpfs
+# on /dev): a source tree, build dir, scenario dir, results dir or cache dir
+# under those (e.g. a clone in mktemp -d) is exported as an extra 9p share
+# and mounted at the same path (source/build/scenario read-only).
+# Exit status: 0 pass, 1 fail, 77 skip (also when the scenario exits 77).
 #
 # Environment:
 #   ZCV_BUILD_DIR        project build dir (default <repo>/build), exported
@@ -67,7 +71,36 @@ if ! have_setup; then
     skip "VM not set up (no kernel/initramfs in $CACHE): run tests/vm/setup.sh first"
   fi
 fi
+# The guest's /init is this directory's init.sh as packed by setup.sh: repack
+# (offline, a few seconds) when init.sh has changed since.
+if [[ $(cat "$KD/initramfs.init-sha256" 2>/dev/null) != "$(sha256sum <"$here/init.sh" | cut -c1-64)" ]]; then
+  say "initramfs was packed from another tests/vm/init.sh: repacking it (ZCV_VM_OFFLINE=1 setup.sh)"
+  ZCV_VM_OFFLINE=1 "$here/setup.sh" >&2 || die "tests/vm/setup.sh failed"
+  have_setup || die "setup.sh did not produce a usable cache in $CACHE"
+fi
 KVER=$(cat "$CACHE/current")-amd64
+
+# The guest mounts its own proc/sysfs/devtmpfs/tmpfs over /proc, /sys, /dev,
+# /dev/shm, /tmp and /run of the shared host root, hiding whatever the host has
+# there. Directories the scenario needs from those trees (a checkout or build
+# made under mktemp -d, the results dir, ...) are exported as extra 9p shares
+# and mounted by the guest's /init at the same absolute paths, on top of its
+# tmpfs.
+shadowed() { case $1 in /tmp|/tmp/*|/run|/run/*|/dev|/dev/*) return 0 ;; esac; return 1; }
+unreachable() { case $1 in /proc|/proc/*|/sys|/sys/*) return 0 ;; esac; return 1; }
+# physical path of an existing directory when it is (or resolves into) a
+# shadowed tree, else its logical path: shares are mounted at physical paths
+shadowed_dir() { shadowed "$(cd "$1" && pwd)" || shadowed "$(cd "$1" && pwd -P)"; }
+guest_path() {
+  if shadowed_dir "$1"; then (cd "$1" && pwd -P); else (cd "$1" && pwd); fi
+}
+check_path() { # PATH WHAT
+  [[ $1 =~ ^/[A-Za-z0-9._/+-]+$ ]] ||
+    die "$2 '$1' must match [A-Za-z0-9._/+-] (it is passed to the guest's busybox /init)"
+  if unreachable "$1"; then
+    die "$2 '$1' is under /proc or /sys, which the guest mounts over"
+  fi
+}
 
 BUILD=${ZCV_BUILD_DIR:-$repo/build}
 if [[ -n ${ZCV_VM_RESULTS_DIR:-} ]]; then RES=$ZCV_VM_RESULTS_DIR
@@ -75,7 +108,7 @@ elif [[ -d $BUILD ]]; then RES=$BUILD/vm-results/$name
 else RES=$CACHE/results/$name
 fi
 mkdir -p "$RES"
-RES=$(cd "$RES" && pwd)
+RES=$(guest_path "$RES")
 # The results dir is wiped before each run: refuse anything that does not
 # look like one of ours.
 if [[ -n $(ls -A "$RES") && ! -e $RES/.zcv-vm && ! -e $RES/serial.log ]]; then
@@ -83,12 +116,40 @@ if [[ -n $(ls -A "$RES") && ! -e $RES/.zcv-vm && ! -e $RES/serial.log ]]; then
 fi
 GSTDIR=$CACHE/gst
 mkdir -p "$GSTDIR"
-for p in "$RES" "$GSTDIR"; do
-  [[ $p =~ ^/[A-Za-z0-9._/+-]+$ ]] || die "path '$p' must match [A-Za-z0-9._/+-] (it is passed to the guest's busybox /init)"
-  case $p in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*|/tmp|/tmp/*|/run|/run/*)
-    die "path '$p' is under /proc, /sys, /dev, /tmp or /run, which the guest mounts over; set ZCV_VM_RESULTS_DIR / ZCV_VM_CACHE elsewhere" ;;
-  esac
-done
+GSTDIR=$(guest_path "$GSTDIR")
+check_path "$RES" "results dir"
+check_path "$GSTDIR" "GStreamer registry dir (ZCV_VM_CACHE)"
+
+# Read-only shares for the source tree, the build dir and the scenario's
+# directory when they live in a shadowed tree; a dir inside another share
+# needs none of its own.
+SRC=$repo
+ro_dirs=()
+if shadowed_dir "$SRC"; then SRC=$(guest_path "$SRC"); ro_dirs+=("$SRC"); fi
+if [[ -d $BUILD ]] && shadowed_dir "$BUILD"; then BUILD=$(guest_path "$BUILD"); ro_dirs+=("$BUILD"); fi
+sdir=$(dirname "$scen_path")
+if shadowed_dir "$sdir"; then
+  sdir=$(guest_path "$sdir"); ro_dirs+=("$sdir")
+  scen_path=$sdir/$(basename "$scen_path")
+fi
+# mounts: "mode:tag:path" (mode ro|rw = 9p share, bind = bind of a guest dir),
+# parents before children
+mounts=("bind:/results:$RES" "rw:zcvgst:$GSTDIR")
+virtfs=()
+kept=()
+while IFS= read -r d; do
+  [[ -n $d ]] || continue
+  inside=0
+  for k in "${kept[@]}"; do [[ $d == "$k" || $d == "$k"/* ]] && inside=1; done
+  ((inside)) && continue
+  check_path "$d" "shadowed directory"
+  kept+=("$d")
+  tag=zcvro${#kept[@]}
+  mounts+=("ro:$tag:$d")
+  virtfs+=(-virtfs "local,path=$d,mount_tag=$tag,security_model=none,readonly=on,multidevs=remap")
+done < <(((${#ro_dirs[@]})) && printf '%s\n' "${ro_dirs[@]}" | LC_ALL=C sort -u)
+mapfile -t mounts < <(printf '%s\n' "${mounts[@]}" | LC_ALL=C sort -t: -k3,3)
+for k in "${kept[@]}"; do say "sharing $k with the guest (read-only; the guest has its own tmpfs there)"; done
 
 # ---------------------------------------------------------------- modparams
 declare -A modp=(
@@ -110,7 +171,9 @@ write_job() {
   for m in "${!modp[@]}"; do printf '%s %s\n' "$m" "${modp[$m]}"; done >"$J/modparams"
   {
     printf "ZCV_RESULTS_PATH='%s'\n" "$RES"
+    # older /init: bind /results + writable shares; newer: ZCV_MOUNTS in order
     printf "ZCV_SHARES='zcvgst=%s'\n" "$GSTDIR"
+    printf "ZCV_MOUNTS='%s'\n" "${mounts[*]}"
   } >"$J/job.conf"
   local cwd=$PWD v
   {
@@ -122,9 +185,9 @@ write_job() {
       [[ -n ${!v+x} ]] && printf 'export %s=%q\n' "$v" "${!v}"
     done
     printf 'export ZCV_VM=1 ZCV_VM_KVER=%q ZCV_VM_MODROOT=/run/zcv-vm\n' "$KVER"
-    printf 'export ZCV_SOURCE_DIR=%q ZCV_BUILD_DIR=%q ZCV_RESULTS_DIR=%q\n' "$repo" "$BUILD" "$RES"
+    printf 'export ZCV_SOURCE_DIR=%q ZCV_BUILD_DIR=%q ZCV_RESULTS_DIR=%q\n' "$SRC" "$BUILD" "$RES"
     printf 'export GST_REGISTRY=%q\n' "$GSTDIR/registry.x86_64.bin"
-    printf 'cd %q 2>/dev/null || cd %q\n' "$cwd" "$repo"
+    printf 'cd %q 2>/dev/null || cd %q\n' "$cwd" "$SRC"
     printf 'exec /bin/bash %q' "$scen_path"
     (($#)) && printf ' %q' "$@"
     echo
@@ -157,6 +220,7 @@ run_vm() {
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
     -virtfs "local,path=$RES,mount_tag=zcvresults,security_model=none,multidevs=remap" \
     -virtfs "local,path=$GSTDIR,mount_tag=zcvgst,security_model=none,multidevs=remap" \
+    "${virtfs[@]}" \
     ${ZCV_VM_QEMU_ARGS:-} </dev/null >"$log.qemu" 2>&1 &
   qpid=$!
   t0=$(now)

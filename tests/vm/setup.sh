@@ -269,6 +269,8 @@ if [[ ! -e $IMG ]]; then
 fi
 cp "$R/boot/vmlinuz-$KVER" "$KD/vmlinuz"
 ln -sfn "$(basename "$IMG")" "$KD/initramfs.cpio.gz"
+# run.sh compares this with its init.sh and repacks a stale initramfs.
+sha256sum <"$here/init.sh" | cut -c1-64 >"$KD/initramfs.init-sha256"
 
 mkdir -p "$CACHE/gst"
 echo "$abi $ver" >"$CACHE/current.version.new" && mv "$CACHE/current.version.new" "$CACHE/current.version"

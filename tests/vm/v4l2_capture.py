@@ -81,7 +81,7 @@ def capture_run(env, dev, api, size, fmt, tag):
 
     r = env.json(f"{tag}.rec.json")
     check(r["frames"] == FRAMES and r["copied_bytes"] == 0 and r["path"] == "dmabuf"
-          and r["written_bytes"] == FRAMES * int(w) * int(h) * (2 if fmt == "YUYV" else 3) // (1 if fmt == "YUYV" else 2),
+          and r["written_bytes"] == FRAMES * int(w) * int(h) * (4 if fmt == "YUYV" else 3) // 2,
           f"[{tag}] zcv-record got all {FRAMES} frames zero-copy and wrote {r['written_bytes']} bytes")
     for name in ("print-sink", "zcv-record"):
         check(consumer_by_name(c, name)["skipped"] == 0, f"[{tag}] {name} never skipped")
@@ -192,6 +192,8 @@ def main():
             for size in ("1280x720", "1920x1080"):
                 for fmt in ("YUYV", "NV12"):
                     fps.append(capture_run(env, nodes[inst], api, size, fmt, f"{api}-{size}-{fmt}"))
+        if not quick:  # NV12M: a DMA-BUF per plane
+            fps.append(capture_run(env, nodes[1], "multi", "1280x720", "NV12M", "multi-1280x720-NV12M"))
         fps = fps[1:] or [0]
         print(f"  fps over all runs: min {min(fps):.1f}, max {max(fps):.1f}")
         if not quick:
