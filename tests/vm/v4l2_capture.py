@@ -119,6 +119,7 @@ def test_copy_tier(env, dev):
     sock = env.path("copy.sock")
     cap = env.start("zcv-capture", "--source", dev, "--input", "3", "--dv-timings", "1280x720p60",
                     "--format", "NV12", "--frames", "120", "--wait-consumers", "1", "--force-copy",
+                    "--buffers", "8", "--max-hold", "4",
                     "--socket", sock, "--checksums", env.path("copy.sums"),
                     "--stats-json", env.path("copy.cap.json"))
     env.wait_socket(sock)
