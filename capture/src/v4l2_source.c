@@ -118,10 +118,27 @@ static int layout_of(uint32_t fourcc, uint32_t w, uint32_t h, const uint32_t *bp
 	return zcv_layout_validate(&l);
 }
 
-static bool format_emulated(int fd, enum v4l2_buf_type type, uint32_t pixfmt)
+static bool native_format(int fd, enum v4l2_buf_type type, uint32_t pixfmt)
 {
 	struct v4l2_fmtdesc d = { .type = type };
 
+	for (d.index = 0; xioctl(fd, VIDIOC_ENUM_FMT, &d) == 0; d.index++)
+		if (d.pixelformat == pixfmt)
+			return true;
+	return false;
+}
+
+/*
+ * libv4l2 is engaged only for a format the driver lacks and libv4l2 can
+ * produce by converting; native formats go straight to the kernel (its
+ * plugins can also refuse some drivers' multi-planar state outright).
+ */
+static bool needs_libv4l2(int fd, enum v4l2_buf_type type, uint32_t pixfmt)
+{
+	struct v4l2_fmtdesc d = { .type = type };
+
+	if (native_format(fd, type, pixfmt) || v4l2_fd_open(fd, 0) < 0)
+		return false;
 	/* only libv4l2's enumeration marks the formats it emulates */
 	for (d.index = 0; v4l2_ioctl(fd, VIDIOC_ENUM_FMT, &d) == 0; d.index++)
 		if (d.pixelformat == pixfmt)
@@ -398,9 +415,9 @@ static const struct zcv_source_ops v4l2_ops = {
 	.path = v4l2_path,
 };
 
-/* Opens with open(2) and checks it is V4L2 before handing the fd to
- * libv4l2, which would otherwise print its own errors for non-devices. */
-static int open_v4l2(const char *path, struct v4l2_capability *cap)
+/* Opens with open(2) and checks it is V4L2 before (for listing) handing
+ * the fd to libv4l2, which would otherwise print its own errors. */
+static int open_v4l2(const char *path, struct v4l2_capability *cap, bool with_libv4l2)
 {
 	int fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC), r;
 
@@ -410,7 +427,7 @@ static int open_v4l2(const char *path, struct v4l2_capability *cap)
 		close(fd);
 		return -ENOTTY;
 	}
-	if (v4l2_fd_open(fd, 0) < 0) {
+	if (with_libv4l2 && v4l2_fd_open(fd, 0) < 0) {
 		r = -errno;
 		close(fd);
 		return r;
@@ -422,7 +439,7 @@ static int open_device(struct v4l2_source *s)
 {
 	struct v4l2_capability cap = { 0 };
 	uint32_t caps;
-	int fd = open_v4l2(s->cfg.device, &cap);
+	int fd = open_v4l2(s->cfg.device, &cap, false);
 
 	if (fd == -ENOTTY) {
 		snprintf(errbuf, sizeof(errbuf), "%s is not a V4L2 device", s->cfg.device);
@@ -652,7 +669,7 @@ int zcv_v4l2_source_create(const struct zcv_v4l2_source_config *cfg,
 	if (cfg->dv_timings && (r = set_dv_timings(s, s->base.fd)) < 0)
 		goto fail;
 	if (cfg->fourcc)
-		s->via_libv4l2 = format_emulated(s->base.fd, s->type,
+		s->via_libv4l2 = needs_libv4l2(s->base.fd, s->type,
 						 v4l2_fourcc_of(cfg->fourcc, cfg->multiplanar_planes && s->mplane));
 	if ((r = set_format(s, &f)) < 0 || (r = set_rate(s)) < 0)
 		goto fail;
@@ -753,7 +770,10 @@ static void list_device(FILE *out, const char *path)
 	enum v4l2_buf_type type;
 	const char *exports;
 	uint32_t caps;
-	int fd = open_v4l2(path, &cap);
+	int fd = open_v4l2(path, &cap, true);
+
+	if (fd < 0) /* libv4l2 refused it: list what the kernel says */
+		fd = open_v4l2(path, &cap, false);
 
 	if (fd < 0) {
 		fprintf(out, "%s: cannot open: %s\n", path, strerror(-fd));
