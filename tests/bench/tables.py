@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Markdown tables of a zcv-bench JSON file, as used in docs/PERFORMANCE.md.
+
+    tests/bench/tables.py docs/performance.json
+"""
+import json
+import sys
+
+
+def f(v, nd=1):
+    return f"{v:.{nd}f}"
+
+
+def main():
+    doc = json.load(open(sys.argv[1]))
+    runs = [r for r in doc["runs"] if r["ok"]]
+    gst = {(g["width"], g["height"]): g for g in doc.get("gstreamer", []) if g["ok"]}
+
+    def get(group, w, h, n, mode, touch, placement=None):
+        for r in runs:
+            if (r["group"], r["width"], r["height"], r["consumers"], r["mode"], r["touch"]) == \
+                    (group, w, h, n, mode, touch) and (placement is None or r["placement"] == placement):
+                return r
+        return None
+
+    sizes = sorted({(r["width"], r["height"]) for r in runs if r["group"] == "matrix"},
+                   key=lambda s: s[0] * s[1])
+    cons = sorted({r["consumers"] for r in runs if r["group"] == "matrix"})
+
+    def cpu(r):
+        return r["unpaced"]["producer_cpu_us_per_frame"] + r["unpaced"]["consumer_cpu_us_per_frame"]
+
+    print("### Transport CPU per frame, producer + 1 consumer touching nothing (µs)\n")
+    print("| size | zcv zero-copy (same CPU) | (cross CPU) | zcv copy tier (same CPU) | map per frame | "
+          "GStreamer (a) zero-copy | GStreamer (b) copying | copy ÷ zero-copy | (b) ÷ zero-copy | (a) ÷ zero-copy |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for w, h in sizes:
+        zs = get("placement", w, h, 1, "zero-copy", "none", "same")
+        zx = get("placement", w, h, 1, "zero-copy", "none", "cross")
+        cs = get("placement", w, h, 1, "copy", "none", "same")
+        mf = get("matrix", w, h, 1, "map-per-frame", "none")
+        g = gst.get((w, h))
+        ga = g["zerocopy_a"]["producer_cpu_us_over_render"] + g["zerocopy_a"]["consumer_cpu_us"] if g else None
+        gb = g["copying_b"]["producer_cpu_us_over_render"] + g["copying_b"]["consumer_cpu_us"] if g else None
+        z = cpu(zs) if zs else None
+        print(f"| {w}x{h} | {f(z, 2) if zs else '-'} "
+              f"({f(zs['unpaced']['producer_cpu_us_per_frame'], 2)} + {f(zs['unpaced']['consumer_cpu_us_per_frame'], 2)}) | "
+              f"{f(cpu(zx), 2) if zx else '-'} | {f(cpu(cs)) if cs else '-'} | {f(cpu(mf), 2) if mf else '-'} | "
+              f"{f(ga) if g else '-'} ({f(g['zerocopy_a']['producer_cpu_us_over_render'])} + {f(g['zerocopy_a']['consumer_cpu_us'])}) | "
+              f"{f(gb) if g else '-'} ({f(g['copying_b']['producer_cpu_us_over_render'])} + {f(g['copying_b']['consumer_cpu_us'])}) | "
+              f"{f(cpu(cs) / z) if zs and cs else '-'}× | {f(gb / z) if g and z else '-'}× | {f(ga / z) if g and z else '-'}× |")
+
+    print("\n### Hand-off latency, 1 consumer, one frame in flight (µs, p50 / p99 / max)\n")
+    print("| size | zero-copy same CPU | zero-copy cross CPU | zero-copy unpinned | copy tier same CPU | copy tier cross CPU |")
+    print("|---|---|---|---|---|---|")
+    for w, h in sizes:
+        cells = []
+        for grp, mode, pl in (("placement", "zero-copy", "same"), ("placement", "zero-copy", "cross"),
+                              ("matrix", "zero-copy", None), ("placement", "copy", "same"),
+                              ("placement", "copy", "cross")):
+            r = get(grp, w, h, 1, mode, "none", pl)
+            if r:
+                lat = r["lockstep"]["latency_us"]
+                cells.append(f"{f(lat['p50'])} / {f(lat['p99'])} / {f(lat['max'], 0)}")
+            else:
+                cells.append("-")
+        print(f"| {w}x{h} | " + " | ".join(cells) + " |")
+
+    for touch in ("none", "read"):
+        print(f"\n### Unpinned, touch {touch}: frames/s and CPU µs per frame "
+              "(producer / mean consumer), ratio to the copy tier\n")
+        print("| size | n | zero-copy fps | zero-copy prod / cons | copy fps | copy prod / cons | "
+              "map-per-frame fps | map-per-frame prod / cons | zero-copy CPU ÷ copy | zero-copy fps ÷ copy |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for w, h in sizes:
+            for n in cons:
+                z = get("matrix", w, h, n, "zero-copy", touch)
+                c = get("matrix", w, h, n, "copy", touch)
+                m = get("matrix", w, h, n, "map-per-frame", touch)
+                if not (z and c and m):
+                    continue
+                u = lambda r: r["unpaced"]
+                print(f"| {w}x{h} | {n} | {f(u(z)['fps'], 0)} | {f(u(z)['producer_cpu_us_per_frame'])} / {f(u(z)['consumer_cpu_us_per_frame'])} | "
+                      f"{f(u(c)['fps'], 0)} | {f(u(c)['producer_cpu_us_per_frame'])} / {f(u(c)['consumer_cpu_us_per_frame'])} | "
+                      f"{f(u(m)['fps'], 0)} | {f(u(m)['producer_cpu_us_per_frame'])} / {f(u(m)['consumer_cpu_us_per_frame'])} | "
+                      f"{f(z['vs_copy']['transport_cpu'], 3)} | {f(z['vs_copy']['fps'], 2)} |")
+
+    print("\n### Copy vs map per frame, 1 consumer (producer + consumer CPU µs per frame)\n")
+    xs = sorted({(r["width"], r["height"], r["frame_bytes"]) for r in runs if r["group"] == "crossover"},
+                key=lambda s: s[2])
+    print("| size | bytes | copy, touch none | map per frame, touch none | copy, read all | map per frame, read all | zero-copy, read all |")
+    print("|---|---|---|---|---|---|---|")
+    for w, h, b in xs:
+        cells = []
+        for mode, t in (("copy", "none"), ("map-per-frame", "none"), ("copy", "read"),
+                        ("map-per-frame", "read"), ("zero-copy", "read")):
+            r = get("crossover", w, h, 1, mode, t)
+            cells.append(f(cpu(r)) if r else "-")
+        print(f"| {w}x{h} | {b} | " + " | ".join(cells) + " |")
+
+    p = [r for r in runs if r["group"] == "paced60"]
+    if p:
+        r = p[0]
+        ph = r["paced"]
+        print(f"\n### Paced: {r['consumers']} consumers, {r['width']}x{r['height']}, 60 fps, {ph['frames']} frames\n")
+        print(f"producer {f(ph['producer_core_percent'], 3)} % of one core "
+              f"({f(ph['producer_cpu_us_per_frame'])} µs per frame), consumers {f(ph['consumer_cpu_us_per_frame'])} µs per frame each; "
+              f"latency p50 {f(ph['latency_us']['p50'])} µs, p99 {f(ph['latency_us']['p99'])} µs, max {f(ph['latency_us']['max'], 0)} µs")
+
+    print("\n### Targets\n")
+    print("| target | value | limit | met | note |")
+    print("|---|---|---|---|---|")
+    for t in doc["targets"]:
+        print(f"| {t['name']} | {t['value']:.3f} | {t['op']} {t['limit']} | {'yes' if t['met'] else '**no**'} | {t['note']} |")
+
+
+if __name__ == "__main__":
+    main()
