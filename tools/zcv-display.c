@@ -1,0 +1,489 @@
+/* SPDX-License-Identifier: MIT */
+/* zcv-display: shows a zcv stream on a KMS display. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <zcv/client.h>
+#include <zcv/display.h>
+#include <zcv/memory.h>
+#include <zcv/stats.h>
+#include "tool_common.h"
+
+#define TOOL "zcv-display"
+
+struct viewer {
+	struct zcv_client *client;
+	struct zcv_display *disp;
+	struct zcv_stats stats;
+	uint64_t max_frames;
+	int client_path;
+	int error;
+	bool done, quiet;
+	char last_reason[256];
+};
+
+static void on_release(void *data, const struct zcv_client_frame *f)
+{
+	struct viewer *v = data;
+	int r = zcv_client_release(v->client, f);
+
+	/* -EPIPE: the producer is gone, nothing to hand back to */
+	if (r < 0 && r != -EPIPE && !v->error) {
+		fprintf(stderr, TOOL ": cannot release frame %" PRIu64 ": %s\n", f->sequence,
+			strerror(-r));
+		v->error = r;
+		v->done = true;
+	}
+}
+
+static void on_flipped(void *data, const struct zcv_client_frame *f, uint64_t flip_ns)
+{
+	struct viewer *v = data;
+
+	/* capture to the vblank that put the frame on screen */
+	zcv_latency_add(&v->stats.latency,
+			flip_ns > f->timestamp_ns ? flip_ns - f->timestamp_ns : 0);
+}
+
+static void on_fallback(void *data, const char *reason)
+{
+	struct viewer *v = data;
+
+	if (!strcmp(reason, v->last_reason))
+		return;
+	snprintf(v->last_reason, sizeof(v->last_reason), "%s", reason);
+	fprintf(stderr,
+		TOOL ": copy path: %s; every frame is copied into a dumb buffer (slower, "
+		     "counted in copied_bytes)\n",
+		reason);
+}
+
+static void on_format(void *data, const struct zcv_client_format *fmt)
+{
+	struct viewer *v = data;
+	int r;
+
+	v->client_path = fmt->path;
+	r = zcv_display_set_format(v->disp, fmt);
+	if (r < 0) {
+		char fcc[5];
+
+		fprintf(stderr, TOOL ": cannot display %s %ux%u: %s\n",
+			zcv_fourcc_str(fmt->layout.fourcc, fcc), fmt->layout.width,
+			fmt->layout.height, strerror(-r));
+		v->error = r;
+		v->done = true;
+		return;
+	}
+	if (!v->quiet) {
+		struct zcv_display_info i;
+		const struct zcv_format_info *fi = zcv_format_lookup(fmt->layout.fourcc);
+
+		zcv_display_get_info(v->disp, &i);
+		fprintf(stderr, TOOL ": stream %ux%u %s over %s (generation %u, %u buffers)\n",
+			fmt->layout.width, fmt->layout.height, fi ? fi->name : "?",
+			zcv_path_name(fmt->path), fmt->generation, fmt->n_buffers);
+	}
+}
+
+static void on_frame(void *data, const struct zcv_client_frame *f)
+{
+	struct viewer *v = data;
+	int r;
+
+	if (v->done) {
+		zcv_client_release(v->client, f);
+		return;
+	}
+	if (!v->stats.frames)
+		v->stats.start_ns = f->received_ns;
+	v->stats.end_ns = f->received_ns;
+	v->stats.frames++;
+	r = zcv_display_show(v->disp, f);
+	if (r < 0) {
+		zcv_client_release(v->client, f);
+		fprintf(stderr, TOOL ": cannot show frame %" PRIu64 ": %s\n", f->sequence,
+			strerror(-r));
+		v->error = r;
+		v->done = true;
+		return;
+	}
+	if (v->max_frames && v->stats.frames >= v->max_frames)
+		v->done = true;
+}
+
+static void on_closed(void *data, int error, const char *reason)
+{
+	struct viewer *v = data;
+
+	if (error) {
+		fprintf(stderr, TOOL ": the producer closed the stream: %s (%s)\n", reason,
+			strerror(-error));
+		v->error = error;
+	}
+	v->done = true;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: " TOOL " [options]\n"
+		"Show a zcv stream on a KMS display: zero-copy (PRIME import, a framebuffer per\n"
+		"buffer, page flips), or - when the display cannot import the buffers - by\n"
+		"copying into dumb buffers, which it says and counts (copied_bytes).\n"
+		"Needs DRM master: run it from a text console (a free VT), not under X/Wayland.\n\n"
+		"  --device PATH        DRM card (default: the first with a connected connector)\n"
+		"  --connector NAME     connector, e.g. HDMI-A-1 (default: the first connected)\n"
+		"  --mode WxH[@R]       display mode (default: the connector's preferred mode)\n"
+		"  --scale              zero-copy: scale to fit with plane scaling where the\n"
+		"                       driver can (default: centre, cut what does not fit)\n"
+		"  --legacy             legacy modesetting even where atomic works\n"
+		"  --force-copy         take the copy path even where import works (testing)\n"
+		"  --frames N           stop after N frames\n"
+		"  --max-hold N         frames to ask the producer to let us hold (default 3:\n"
+		"                       on screen, flip pending, next; run zcv-capture with\n"
+		"                       --max-hold 3 or more)\n"
+		"  --socket PATH        producer socket (default: the default path)\n"
+		"  --name NAME          consumer name shown by the producer (default zcv-display)\n"
+		"  --snapshot FILE.png  at exit, save what is on screen as PNG (writeback\n"
+		"                       connector where the driver has one, else the buffer)\n"
+		"  --snapshot-raw FILE  at exit, save the raw planes of the frame on screen "
+		"(testing)\n"
+		"  --stats-json PATH    write stats as JSON at exit\n"
+		"  --quiet              no progress lines\n"
+		"  --help\n");
+}
+
+static int parse_mode(const char *s, struct zcv_display_config *cfg)
+{
+	unsigned w, h, r = 0;
+	char tail;
+	int n = sscanf(s, "%ux%u@%u%c", &w, &h, &r, &tail);
+
+	if (n < 2 || n > 3 || (n == 2 && strchr(s, '@')) || !w || !h || w > 16384 || h > 16384) {
+		fprintf(stderr,
+			TOOL ": --mode needs WIDTHxHEIGHT or WIDTHxHEIGHT@HZ, e.g. 1280x720, "
+			     "not '%s'\n",
+			s);
+		return -EINVAL;
+	}
+	cfg->width = w;
+	cfg->height = h;
+	cfg->refresh = r;
+	return 0;
+}
+
+static void json_str(struct tool_json *j, const char *key, const char *val)
+{
+	char buf[600];
+	size_t n = 0;
+
+	for (const char *p = val; *p && n + 3 < sizeof(buf); p++) {
+		if (*p == '"' || *p == '\\')
+			buf[n++] = '\\';
+		buf[n++] = (unsigned char)*p < 0x20 ? ' ' : *p;
+	}
+	buf[n] = 0;
+	tool_json_add(j, ", \"%s\": \"%s\"", key, buf);
+}
+
+/* Raw planes of the frame on screen, and its checksum (as the producer's
+ * --checksums computes it). */
+static int dump_shown(struct viewer *v, const char *path, uint64_t *ret_sum)
+{
+	const struct zcv_client_frame *f = zcv_display_shown(v->disp);
+	const struct zcv_client_format *fmt = zcv_client_get_format(v->client);
+	const uint8_t *planes[ZCV_MAX_PLANES] = {0};
+	FILE *out = NULL;
+	int r = 0;
+
+	if (!f || !fmt || f->generation != fmt->generation)
+		return -ENODATA;
+	for (unsigned p = 0; p < f->n_planes; p++)
+		if (!(planes[p] = f->planes[p]))
+			return -EFAULT;
+	if (path && !(out = fopen(path, "we")))
+		return -errno;
+	for (unsigned p = 0; p < f->n_planes; p++)
+		zcv_dmabuf_sync_start(f->fd[p], ZCV_SYNC_READ);
+	*ret_sum = zcv_frame_checksum(&fmt->layout, planes);
+	for (unsigned p = 0; out && p < f->n_planes; p++)
+		if (fwrite(planes[p], 1, fmt->layout.planes[p].size, out) !=
+		    fmt->layout.planes[p].size)
+			r = -EIO;
+	for (unsigned p = 0; p < f->n_planes; p++)
+		zcv_dmabuf_sync_end(f->fd[p], ZCV_SYNC_READ);
+	if (out && fclose(out) != 0 && !r)
+		r = -EIO;
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"device", required_argument, NULL, 'd'},
+		{"connector", required_argument, NULL, 'C'},
+		{"mode", required_argument, NULL, 'm'},
+		{"scale", no_argument, NULL, 'S'},
+		{"legacy", no_argument, NULL, 'L'},
+		{"force-copy", no_argument, NULL, 'F'},
+		{"frames", required_argument, NULL, 'n'},
+		{"max-hold", required_argument, NULL, 'H'},
+		{"socket", required_argument, NULL, 'k'},
+		{"name", required_argument, NULL, 'N'},
+		{"snapshot", required_argument, NULL, 'p'},
+		{"snapshot-raw", required_argument, NULL, 'r'},
+		{"stats-json", required_argument, NULL, 'j'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	struct zcv_display_config dcfg = {0};
+	struct zcv_display_callbacks dcbs = {
+		.release = on_release, .flipped = on_flipped, .fallback = on_fallback};
+	struct zcv_client_config cfg = {.name = TOOL, .max_hold = 3};
+	struct zcv_client_callbacks cbs = {
+		.format = on_format, .frame = on_frame, .closed = on_closed};
+	struct viewer v = {0};
+	struct zcv_display_image img = {0};
+	struct zcv_display_stats ds = {0};
+	struct zcv_display_info di = {0};
+	struct tool_json j = {.len = 0};
+	const char *stats_path = NULL, *snap_path = NULL, *raw_path = NULL;
+	char err[1024] = "";
+	uint64_t u, shown_sum = 0;
+	bool have_sum = false;
+	int opt, e, sfd = -1, ret = 1, snap_err = 0;
+
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'd':
+			dcfg.device = optarg;
+			break;
+		case 'C':
+			dcfg.connector = optarg;
+			break;
+		case 'm':
+			if (parse_mode(optarg, &dcfg) < 0)
+				return 2;
+			break;
+		case 'S':
+			dcfg.scale = true;
+			break;
+		case 'L':
+			dcfg.legacy = true;
+			break;
+		case 'F':
+			dcfg.force_copy = true;
+			break;
+		case 'n':
+			if (tool_parse_uint(TOOL, "--frames", optarg, UINT32_MAX, &v.max_frames) <
+			    0)
+				return 2;
+			break;
+		case 'H':
+			if (tool_parse_uint(TOOL, "--max-hold", optarg, 32, &u) < 0)
+				return 2;
+			if (u < 1) {
+				fprintf(stderr, TOOL ": --max-hold needs at least 1\n");
+				return 2;
+			}
+			cfg.max_hold = (unsigned)u;
+			break;
+		case 'k':
+			cfg.socket_path = optarg;
+			break;
+		case 'N':
+			cfg.name = optarg;
+			break;
+		case 'p':
+			snap_path = optarg;
+			break;
+		case 'r':
+			raw_path = optarg;
+			break;
+		case 'j':
+			stats_path = optarg;
+			break;
+		case 'q':
+			v.quiet = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, TOOL ": unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	zcv_stats_init(&v.stats);
+
+	e = zcv_display_create(&dcfg, &dcbs, &v, &v.disp, err, sizeof(err));
+	if (e < 0) {
+		const char *hint = "";
+
+		if (e == -ENOENT)
+			hint = dcfg.device ? " (check the path: ls /dev/dri)"
+					   : " (no KMS display driver is loaded on this machine)";
+		else if (e == -ENODEV)
+			hint = "; connect a display, or pick another card with --device";
+		else if (e == -EINVAL && dcfg.width)
+			hint = "; pick one of those with --mode, or leave --mode out for the "
+			       "preferred one";
+		else if (e == -EBUSY)
+			hint = "; stop it, or run zcv-display from a free text console "
+			       "(Ctrl+Alt+F3) as root";
+		else if (e == -EACCES || e == -EPERM)
+			hint = " (run as root, or from a free text console as a user in the "
+			       "video group)";
+		fprintf(stderr, TOOL ": %s%s\n", err, hint);
+		goto done;
+	}
+	zcv_display_get_info(v.disp, &di);
+	if (!v.quiet)
+		fprintf(stderr,
+			TOOL ": %s (%s), connector %s, %ux%u@%u, %s modesetting, plane %u%s\n",
+			di.device, di.driver, di.connector, di.mode_width, di.mode_height,
+			di.mode_refresh, di.atomic ? "atomic" : "legacy", di.plane_id,
+			di.writeback ? ", writeback connector for snapshots" : "");
+
+	e = zcv_client_connect(&cfg, &cbs, &v, &v.client);
+	if (e < 0) {
+		fprintf(stderr, TOOL ": cannot connect to %s: %s%s\n",
+			cfg.socket_path ? cfg.socket_path : "the default socket", strerror(-e),
+			e == -ENOENT || e == -ECONNREFUSED ? " (is zcv-capture running?)" : "");
+		goto done;
+	}
+	sfd = tool_signalfd();
+	while (!v.done) {
+		struct pollfd pfd[3] = {{.fd = zcv_client_get_fd(v.client), .events = POLLIN},
+					{.fd = zcv_display_get_fd(v.disp), .events = POLLIN},
+					{.fd = sfd, .events = POLLIN}};
+
+		if (poll(pfd, 3, -1) < 0 && errno != EINTR)
+			break;
+		if (pfd[2].revents)
+			break;
+		if (pfd[1].revents) {
+			e = zcv_display_dispatch(v.disp);
+			if (e < 0) {
+				fprintf(stderr, TOOL ": display failed: %s\n", strerror(-e));
+				v.error = e;
+				break;
+			}
+		}
+		if (pfd[0].revents) {
+			e = zcv_client_dispatch(v.client);
+			if (e < 0 && !v.done) {
+				fprintf(stderr, TOOL ": stream failed: %s\n", strerror(-e));
+				v.error = e;
+			}
+			if (e != 0)
+				break;
+		}
+	}
+	ret = v.error ? 1 : 0;
+	v.stats.dropped = zcv_client_dropped(v.client);
+
+	/* the last frame stays on screen: look at it before letting it go */
+	zcv_display_finish(v.disp, 1000);
+	if (snap_path) {
+		snap_err = zcv_display_snapshot(v.disp, &img);
+		if (snap_err < 0) {
+			fprintf(stderr, TOOL ": cannot take a snapshot: %s\n",
+				snap_err == -ENODATA ? "nothing was shown" : strerror(-snap_err));
+			ret = 1;
+		}
+	}
+	if (snap_path || raw_path) {
+		e = dump_shown(&v, raw_path, &shown_sum);
+		have_sum = e == 0;
+		if (e < 0 && raw_path) {
+			fprintf(stderr, TOOL ": cannot save the shown frame to %s: %s\n", raw_path,
+				strerror(-e));
+			ret = 1;
+		}
+	}
+	zcv_display_get_info(v.disp, &di);
+	zcv_display_get_stats(v.disp, &ds);
+	/* display off / restored, framebuffers gone, every frame handed back */
+	zcv_display_destroy(v.disp);
+	v.disp = NULL;
+	if (img.pixels) {
+		e = zcv_png_write_xrgb(snap_path, img.pixels, img.width, img.height, img.width * 4);
+		if (e < 0) {
+			fprintf(stderr, TOOL ": cannot write %s: %s\n", snap_path, strerror(-e));
+			ret = 1;
+		} else if (!v.quiet) {
+			fprintf(stderr,
+				TOOL ": snapshot of frame %" PRIu64 " (%ux%u, from the %s) in %s\n",
+				img.sequence, img.width, img.height, img.source, snap_path);
+		}
+	}
+	{
+		double span = ds.flips > 1 ? (double)(ds.last_flip_ns - ds.first_flip_ns) / 1e9 : 0;
+		double rate = span > 0 ? (double)(ds.flips - 1) / span : 0;
+		const char *dpath =
+			di.copy || v.client_path == 3 ? "copy" : zcv_path_name(v.client_path);
+
+		v.stats.path = v.client_path ? dpath : NULL;
+		v.stats.copied_bytes = zcv_copied_bytes_get();
+		if (!v.quiet && v.stats.frames)
+			fprintf(stderr,
+				TOOL ": %" PRIu64 " frames, %" PRIu64 " flips at %.1f/s, %" PRIu64
+				     " skipped, %" PRIu64 " dropped, path %s (%s), copied %" PRIu64
+				     " bytes, capture-to-flip p50 %.1f ms p99 %.1f ms\n",
+				v.stats.frames, ds.flips, rate, ds.skipped, v.stats.dropped, dpath,
+				di.copy ? "copy" : "zero-copy", v.stats.copied_bytes,
+				(double)zcv_latency_percentile(&v.stats.latency, 0.5) / 1e6,
+				(double)zcv_latency_percentile(&v.stats.latency, 0.99) / 1e6);
+		tool_json_add(&j,
+			      "\"tool\": \"" TOOL "\", \"flips\": %" PRIu64
+			      ", \"flip_rate\": %.2f, \"skipped\": %" PRIu64
+			      ", \"imports\": %" PRIu64
+			      ", \"held_max\": %u, \"display_copied_bytes\": %" PRIu64,
+			      ds.flips, rate, ds.skipped, ds.imports, ds.held_max, ds.copied_bytes);
+		json_str(&j, "display_path", di.copy ? "copy" : "zero-copy");
+		json_str(&j, "fallback_reason", di.fallback_reason);
+		json_str(&j, "stream_path", v.client_path ? zcv_path_name(v.client_path) : "");
+		json_str(&j, "device", di.device);
+		json_str(&j, "driver", di.driver);
+		json_str(&j, "connector", di.connector);
+		tool_json_add(&j, ", \"mode\": \"%ux%u@%u\"", di.mode_width, di.mode_height,
+			      di.mode_refresh);
+		json_str(&j, "modeset", di.atomic ? "atomic" : "legacy");
+		json_str(&j, "placement", di.placement);
+		if (img.pixels) {
+			json_str(&j, "snapshot", snap_path);
+			json_str(&j, "snapshot_source", img.source);
+			tool_json_add(
+				&j,
+				", \"snapshot_size\": \"%ux%u\", \"snapshot_sequence\": %" PRIu64,
+				img.width, img.height, img.sequence);
+		}
+		if (have_sum)
+			tool_json_add(&j, ", \"shown_checksum\": \"%016" PRIx64 "\"", shown_sum);
+	}
+	free(img.pixels);
+done:
+	zcv_display_destroy(v.disp);
+	if (stats_path) {
+		e = zcv_stats_write_json_file(&v.stats, stats_path, j.len ? j.buf : NULL);
+		if (e < 0)
+			fprintf(stderr, TOOL ": cannot write stats to %s: %s\n", stats_path,
+				strerror(-e));
+	}
+	zcv_client_destroy(v.client);
+	if (sfd >= 0)
+		close(sfd);
+	zcv_stats_finish(&v.stats);
+	return ret;
+}
