@@ -13,7 +13,7 @@
 # and prints the summary, the stats and the PNG's path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ "$(id -u)" = 0 ]; then scripts/install-deps.sh; fi
+scripts/install-deps.sh
 B=${ZCV_BUILD_DIR:-$PWD/build}
 cmake -S . -B "$B" >/dev/null
 cmake --build "$B" -j"$(nproc)" >/dev/null
