@@ -21,11 +21,14 @@
 
 struct capture {
 	FILE *checksums; /* --checksums: "sequence checksum" of every frame published */
+	FILE *dump;      /* --dump-frames: every frame published, as captured (testing) */
 	struct zcv_server *srv;
 	struct zcv_source *src;
 	struct zcv_stats stats;
 	uint64_t wait_consumers;
-	bool started, quiet;
+	bool started, quiet, admitted;
+	char alloc[320]; /* what the allocation for the consumers at start chose, and why */
+	int fatal;       /* refit left the source unusable */
 };
 
 static void usage(FILE *f)
@@ -53,6 +56,8 @@ static void usage(FILE *f)
 		"  --hold-timeout-ms N  evict a consumer holding a frame longer (default 1000)\n"
 		"  --stats-json PATH    write stats as JSON at exit\n"
 		"  --checksums PATH     write 'sequence checksum' of every frame as captured (testing)\n"
+		"  --dump-frames PATH   write every frame as captured: a 32-byte header ('ZCVD', width,\n"
+		"                       height, fourcc, sequence, bytes) and the visible lines (testing)\n"
 		"  --quiet              no progress lines\n"
 		"  --help\n");
 }
@@ -79,6 +84,35 @@ static void write_checksum(struct capture *c, struct zcv_buffer *buf, uint64_t s
 		zcv_dmabuf_sync_end(buf->fds[f], ZCV_SYNC_READ);
 }
 
+/* The visible lines of every plane, after a small header, written
+ * straight from the producer's mapping (a test aid, not a frame path). */
+static void write_dump(struct capture *c, struct zcv_buffer *buf, uint64_t seq)
+{
+	struct zcv_pool *pool = zcv_source_get_pool(c->src);
+	const struct zcv_layout *l = &pool->layout;
+	const struct zcv_format_info *fi = zcv_format_lookup(l->fourcc);
+	uint32_t hdr[8] = { 0x4456435a, l->width, l->height, l->fourcc, (uint32_t)seq,
+			    (uint32_t)(seq >> 32), 0, 0 };
+
+	if (!fi || zcv_pool_map(pool, buf->index, PROT_READ) < 0)
+		return;
+	for (unsigned p = 0; p < l->n_planes; p++)
+		hdr[6] += zcv_format_plane_row_bytes(fi, p, l->width) *
+			  zcv_format_plane_lines(fi, p, l->height);
+	fwrite(hdr, sizeof(hdr), 1, c->dump);
+	for (unsigned f = 0; f < buf->n_fds; f++)
+		zcv_dmabuf_sync_start(buf->fds[f], ZCV_SYNC_READ);
+	for (unsigned p = 0; p < l->n_planes; p++) {
+		const uint8_t *pl = zcv_buffer_plane(pool, buf, p);
+		uint32_t row = zcv_format_plane_row_bytes(fi, p, l->width);
+
+		for (uint32_t y = 0; y < zcv_format_plane_lines(fi, p, l->height); y++)
+			fwrite(pl + (size_t)y * l->planes[p].stride, row, 1, c->dump);
+	}
+	for (unsigned f = 0; f < buf->n_fds; f++)
+		zcv_dmabuf_sync_end(buf->fds[f], ZCV_SYNC_READ);
+}
+
 static void on_frame(void *data, struct zcv_buffer *buf, const struct zcv_frame_meta *meta)
 {
 	struct capture *c = data;
@@ -87,6 +121,8 @@ static void on_frame(void *data, struct zcv_buffer *buf, const struct zcv_frame_
 
 	if (c->checksums)
 		write_checksum(c, buf, meta->sequence);
+	if (c->dump)
+		write_dump(c, buf, meta->sequence);
 	n = zcv_server_publish(c->srv, buf->index, meta);
 	now = zcv_now_ns();
 
@@ -116,9 +152,55 @@ static void on_joined(void *data, const struct zcv_consumer_info *ci)
 	static const char *const paths[] = { "?", "dmabuf", "memfd", "copy" };
 
 	if (!c->quiet)
-		fprintf(stderr, TOOL ": consumer %u '%s' (pid %d) joined, path %s\n", ci->id,
-			ci->name, (int)ci->pid, paths[ci->path >= 1 && ci->path <= 3 ? ci->path : 0]);
+		fprintf(stderr, TOOL ": consumer %u '%s' (pid %d) joined, path %s%s%s%s\n", ci->id,
+			ci->name, (int)ci->pid, paths[ci->path >= 1 && ci->path <= 3 ? ci->path : 0],
+			ci->path_reason[0] ? " (" : "", ci->path_reason,
+			ci->path_reason[0] ? ")" : "");
 	maybe_start(c);
+}
+
+/*
+ * Allocation that fits: once the consumers awaited at start have said
+ * what they need, the source reallocates (if it must) for all of them,
+ * and only then are they sent the pool.
+ */
+static void on_hello(void *data, const struct zcv_consumer_info *ci)
+{
+	struct capture *c = data;
+	struct zcv_client_constraints k;
+	struct zcv_source_fit fit = { 0 };
+	int r;
+
+	(void)ci;
+	if (c->admitted || zcv_server_pending_count(c->srv) < c->wait_consumers)
+		return;
+	c->admitted = true;
+	zcv_server_pending_constraints(c->srv, &k);
+	for (unsigned p = 0; p < ZCV_MAX_PLANES; p++)
+		fit.min_plane_size[p] = k.min_plane_size[p];
+	fit.stride_align = k.stride_align;
+	fit.height_align = k.height_align;
+	if (zcv_pool_meets(zcv_source_get_pool(c->src), &k, c->alloc, sizeof(c->alloc))) {
+		r = 0;
+		snprintf(c->alloc, sizeof(c->alloc), "the %s buffers as allocated fit every consumer",
+			 zcv_source_path(c->src));
+	} else {
+		r = zcv_source_fit(c->src, &fit, c->alloc, sizeof(c->alloc));
+	}
+	if (r == 1 && zcv_server_set_pool(c->srv, zcv_source_get_pool(c->src)) < 0)
+		r = -EINVAL;
+	if (!c->quiet || r < 0)
+		fprintf(stderr, TOOL ": allocation for %u consumer%s (stride align %u, height align %u): %s%s\n",
+			zcv_server_pending_count(c->srv), zcv_server_pending_count(c->srv) == 1 ? "" : "s",
+			fit.stride_align ? fit.stride_align : 1, fit.height_align ? fit.height_align : 1,
+			r == 1 ? "reallocated: " : r == 0 ? "" : "cannot fit: ", c->alloc);
+	if (r < 0 && !zcv_source_get_pool(c->src)) {
+		c->fatal = r;
+		return;
+	}
+	if (r < 0 && !c->quiet)
+		fprintf(stderr, TOOL ": consumers whose needs the buffers do not meet get the copy tier\n");
+	zcv_server_admit(c->srv);
 }
 
 static void on_left(void *data, const struct zcv_consumer_info *ci)
@@ -141,11 +223,11 @@ static void consumers_json(struct capture *c, struct tool_json *j)
 	tool_json_add(j, "\"consumers\": [");
 	for (unsigned i = 0; i < n; i++)
 		tool_json_add(j,
-			      "%s{\"id\": %u, \"name\": \"%s\", \"pid\": %d, \"path\": \"%s\", "
+			      "%s{\"id\": %u, \"name\": \"%s\", \"pid\": %d, \"path\": \"%s\", \"path_reason\": \"%s\", "
 			      "\"frames_sent\": %" PRIu64 ", \"skipped\": %" PRIu64
 			      ", \"copied_bytes\": %" PRIu64 ", \"end_error\": %d, \"end_reason\": \"%s\"}",
 			      i ? ", " : "", ci[i].id, ci[i].name, (int)ci[i].pid,
-			      paths[ci[i].path >= 1 && ci[i].path <= 3 ? ci[i].path : 0],
+			      paths[ci[i].path >= 1 && ci[i].path <= 3 ? ci[i].path : 0], ci[i].path_reason,
 			      ci[i].frames_sent, ci[i].skipped, ci[i].copied_bytes, ci[i].end_error,
 			      ci[i].end_reason);
 	tool_json_add(j, "]");
@@ -169,6 +251,7 @@ int main(int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "list", no_argument, NULL, 'L' },
 		{ "checksums", required_argument, NULL, 'x' },
+		{ "dump-frames", required_argument, NULL, 'X' },
 		{ "input", required_argument, NULL, 'i' },
 		{ "dv-timings", required_argument, NULL, 'D' },
 		{ "require-zero-copy", no_argument, NULL, 'Z' },
@@ -270,6 +353,13 @@ int main(int argc, char **argv)
 				return 1;
 			}
 			break;
+		case 'X':
+			c.dump = fopen(optarg, "we");
+			if (!c.dump) {
+				fprintf(stderr, TOOL ": cannot write %s: %s\n", optarg, strerror(errno));
+				return 1;
+			}
+			break;
 		case 'q': c.quiet = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -321,9 +411,12 @@ int main(int argc, char **argv)
 			fprintf(stderr, TOOL ": copy tier: %s\n", why);
 		zcv_v4l2_source_fps(c.src, &scfg.fps_num, &scfg.fps_den);
 	}
+	/* consumers awaited at start wait for the allocation that fits them */
+	scfg.defer_admission = c.wait_consumers > 0;
 	r = zcv_server_create(&scfg,
 			      &(struct zcv_server_callbacks){ .consumer_joined = on_joined,
-							      .consumer_left = on_left },
+							      .consumer_left = on_left,
+							      .consumer_hello = on_hello },
 			      &c, zcv_source_get_pool(c.src), &c.srv);
 	if (r < 0) {
 		if (r == -EADDRINUSE)
@@ -376,6 +469,10 @@ int main(int argc, char **argv)
 				fprintf(stderr, TOOL ": server failed: %s\n", strerror(-r));
 				goto out;
 			}
+			if (c.fatal) {
+				zcv_server_end(c.srv, c.fatal, "the producer could not allocate its buffers");
+				goto out;
+			}
 		}
 		if (pfd[1].revents && c.started) {
 			r = zcv_source_dispatch(c.src);
@@ -406,7 +503,7 @@ out:
 		c.stats.copied_bytes = zcv_copied_bytes_get();
 		consumers_json(&c, &j);
 	}
-	if (c.src) {
+	if (c.src && zcv_source_get_pool(c.src)) {
 		struct zcv_pool *pool = zcv_source_get_pool(c.src);
 
 		/* identity of the memory objects lent out: consumers can show they
@@ -422,6 +519,7 @@ out:
 		tool_json_add(&j, "]");
 		c.stats.path = zcv_source_path(c.src);
 		tool_json_add(&j, ", \"source_dropped\": %" PRIu64, zcv_source_dropped(c.src));
+		tool_json_add(&j, ", \"allocation\": \"%s\"", c.alloc);
 	}
 	zcv_server_destroy(c.srv);
 	zcv_source_destroy(c.src);
@@ -429,6 +527,8 @@ out:
 		close(sfd);
 	if (c.checksums)
 		fclose(c.checksums);
+	if (c.dump)
+		fclose(c.dump);
 	if (stats_path) {
 		/* every fd the run opened is closed by now: start and end must match */
 		tool_json_add(&j, ", \"tool\": \"" TOOL "\", \"fds_at_start\": %d, \"fds_at_end\": %d",

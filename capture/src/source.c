@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdio.h>
 #include "source_priv.h"
 
 void zcv_source_destroy(struct zcv_source *src)
@@ -40,4 +42,21 @@ uint64_t zcv_source_dropped(struct zcv_source *src)
 const char *zcv_source_path(struct zcv_source *src)
 {
 	return src->ops->path(src);
+}
+
+int zcv_source_fit(struct zcv_source *src, const struct zcv_source_fit *fit, char *how,
+		   size_t how_size)
+{
+	char dummy[8];
+
+	if (!how) {
+		how = dummy;
+		how_size = sizeof(dummy);
+	}
+	how[0] = '\0';
+	if (!src->ops->fit) {
+		snprintf(how, how_size, "this source cannot reallocate its buffers");
+		return -EOPNOTSUPP;
+	}
+	return src->ops->fit(src, fit, how, how_size);
 }

@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <linux/udmabuf.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include <zcv/memory.h>
 #include <zcv/v4l2.h>
 #include "source_priv.h"
@@ -32,6 +34,11 @@ struct v4l2_source {
 	uint32_t fps_num, fps_den;
 	int qbuf_error; /* a re-queue failed (device gone): reported by dispatch */
 	uint64_t foreign_timestamps; /* frames whose driver time was not CLOCK_MONOTONIC-now-ish */
+	/* allocation that fits (zcv_source_fit) */
+	enum v4l2_memory memory;     /* MMAP, or DMABUF into our own buffers */
+	int cap_fd[MAX_BUFS][ZCV_MAX_PLANES]; /* DMABUF: what the driver writes plane p into */
+	uint32_t cap_len[MAX_BUFS][ZCV_MAX_PLANES];
+	struct zcv_pool *old_pool;   /* the pool before a refit; consumers never saw it lent */
 };
 
 static _Thread_local char errbuf[256];
@@ -226,11 +233,21 @@ static int set_dv_timings(struct v4l2_source *s, int fd)
 static int queue(struct v4l2_source *s, unsigned idx)
 {
 	struct v4l2_plane planes[VIDEO_MAX_PLANES] = { 0 };
-	struct v4l2_buffer b = { .type = s->type, .memory = V4L2_MEMORY_MMAP, .index = idx };
+	struct v4l2_buffer b = { .type = s->type, .memory = s->memory, .index = idx };
 
 	if (s->mplane) {
 		b.m.planes = planes;
 		b.length = s->n_mem_planes;
+	}
+	if (s->memory == V4L2_MEMORY_DMABUF) {
+		for (unsigned p = 0; p < s->n_mem_planes && s->mplane; p++) {
+			planes[p].m.fd = s->cap_fd[idx][p];
+			planes[p].length = s->cap_len[idx][p];
+		}
+		if (!s->mplane) {
+			b.m.fd = s->cap_fd[idx][0];
+			b.length = s->cap_len[idx][0];
+		}
 	}
 	return sioctl(s, VIDIOC_QBUF, &b);
 }
@@ -319,7 +336,7 @@ static int v4l2_dispatch(struct zcv_source *src)
 		return s->qbuf_error;
 	for (;;) {
 		struct v4l2_plane planes[VIDEO_MAX_PLANES] = { 0 };
-		struct v4l2_buffer b = { .type = s->type, .memory = V4L2_MEMORY_MMAP };
+		struct v4l2_buffer b = { .type = s->type, .memory = s->memory };
 		struct zcv_frame_meta meta = { 0 };
 		struct zcv_buffer *buf;
 		uint64_t seq;
@@ -398,6 +415,12 @@ static void v4l2_destroy(struct zcv_source *src)
 			if (s->vmap[i][p])
 				v4l2_munmap(s->vmap[i][p], s->vlen[i][p]);
 	zcv_pool_destroy(src->pool);
+	zcv_pool_destroy(s->old_pool);
+	if (s->memory == V4L2_MEMORY_DMABUF)
+		for (unsigned i = 0; i < MAX_BUFS; i++)
+			for (unsigned p = 0; p < ZCV_MAX_PLANES; p++)
+				if (s->cap_fd[i][p] > 0)
+					close(s->cap_fd[i][p]);
 	if (src->fd >= 0)
 		v4l2_close(src->fd);
 	free(s);
@@ -408,11 +431,15 @@ static const char *v4l2_path(struct zcv_source *src)
 	return ((struct v4l2_source *)src)->copy_tier ? "copy" : "dmabuf";
 }
 
+static int v4l2_fit(struct zcv_source *src, const struct zcv_source_fit *fit, char *how,
+		    size_t how_size);
+
 static const struct zcv_source_ops v4l2_ops = {
 	.destroy = v4l2_destroy,
 	.start = v4l2_start,
 	.dispatch = v4l2_dispatch,
 	.path = v4l2_path,
+	.fit = v4l2_fit,
 };
 
 /* Opens with open(2) and checks it is V4L2 before (for listing) handing
@@ -481,6 +508,12 @@ static int set_format(struct v4l2_source *s, struct v4l2_format *f)
 		}
 		f->fmt.pix_mp.pixelformat = want_v4l2;
 		f->fmt.pix_mp.field = V4L2_FIELD_NONE;
+		/* the previous format's line length would otherwise stay (vivid
+		 * keeps a larger bytesperline): ask for the driver's natural one */
+		for (unsigned p = 0; p < VIDEO_MAX_PLANES; p++) {
+			f->fmt.pix_mp.plane_fmt[p].bytesperline = 0;
+			f->fmt.pix_mp.plane_fmt[p].sizeimage = 0;
+		}
 	} else {
 		if (s->cfg.width) {
 			f->fmt.pix.width = s->cfg.width;
@@ -564,9 +597,9 @@ static int set_rate(struct v4l2_source *s)
 }
 
 /* Export every plane of every buffer; on failure say why and return it. */
-static int export_all(struct v4l2_source *s, const struct zcv_layout *layout)
+static int export_all(struct v4l2_source *s, const struct zcv_layout *layout, uint32_t generation)
 {
-	int r = zcv_pool_create_empty(layout, s->n_bufs, 1, ZCV_MEMORY_DMABUF, &s->base.pool);
+	int r = zcv_pool_create_empty(layout, s->n_bufs, generation, ZCV_MEMORY_DMABUF, &s->base.pool);
 
 	if (r < 0)
 		return r;
@@ -652,6 +685,7 @@ int zcv_v4l2_source_create(const struct zcv_v4l2_source_config *cfg,
 	s->base.data = data;
 	s->base.fd = -1;
 	s->cfg = *cfg;
+	s->memory = V4L2_MEMORY_MMAP;
 	r = open_device(s);
 	if (r < 0)
 		goto fail;
@@ -706,7 +740,7 @@ int zcv_v4l2_source_create(const struct zcv_v4l2_source_config *cfg,
 			snprintf(errbuf, sizeof(errbuf), "unexpected plane layout from the driver");
 			goto fail;
 		}
-		export_all(s, &layout);
+		export_all(s, &layout, 1);
 	}
 	if (!s->base.pool) {
 		/* copy tier: a packed memfd pool the driver's frames are copied into */
@@ -851,4 +885,319 @@ int zcv_v4l2_list(FILE *out)
 	if (!found)
 		fprintf(out, "no V4L2 devices (/dev/video*) on this machine\n");
 	return found;
+}
+
+/* ---------------------------------------------------------------- allocation that fits */
+
+static uint32_t align_up(uint32_t v, uint32_t a)
+{
+	return a > 1 ? (v + a - 1) / a * a : v;
+}
+
+static uint64_t page_up(uint64_t v)
+{
+	uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
+
+	return (v + pg - 1) / pg * pg;
+}
+
+/* Bytes plane p must have from its offset under fit. */
+static uint64_t plane_need(const struct zcv_layout *l, unsigned p, const struct zcv_source_fit *fit)
+{
+	const struct zcv_format_info *fi = zcv_format_lookup(l->fourcc);
+	uint64_t need = (uint64_t)l->planes[p].stride *
+			zcv_format_plane_lines(fi, p, align_up(l->height, fit->height_align));
+
+	return need > fit->min_plane_size[p] ? need : fit->min_plane_size[p];
+}
+
+/* Does the pool fit? 0 yes; 1 only sizes fall short; -1 the layout (plane
+ * placement or stride) is wrong; why says what. */
+static int pool_fits(const struct zcv_pool *pool, const struct zcv_source_fit *fit, char *why,
+		     size_t why_size)
+{
+	const struct zcv_layout *l = &pool->layout;
+	const struct zcv_format_info *fi = zcv_format_lookup(l->fourcc);
+	uint32_t h = align_up(l->height, fit->height_align);
+	int ret = 0;
+
+	for (unsigned p = 0; p < l->n_planes; p++) {
+		const struct zcv_buffer *b = &pool->buffers[0];
+
+		if (fit->stride_align > 1 && l->planes[p].stride % fit->stride_align) {
+			snprintf(why, why_size, "the driver's stride %u for plane %u is not a multiple of %u",
+				 l->planes[p].stride, p, fit->stride_align);
+			return -1;
+		}
+		if (p > 0 && h != l->height && b->plane_fd[p] == b->plane_fd[p - 1] &&
+		    l->planes[p].offset != l->planes[p - 1].offset +
+			    (uint64_t)l->planes[p - 1].stride * zcv_format_plane_lines(fi, p - 1, h)) {
+			snprintf(why, why_size, "plane %u must start after %u lines, the driver puts it after %u",
+				 p, h, l->height);
+			return -1;
+		}
+		for (unsigned i = 0; i < pool->n_buffers; i++) {
+			b = &pool->buffers[i];
+			if (b->fd_size[b->plane_fd[p]] < l->planes[p].offset + plane_need(l, p, fit)) {
+				if (!ret)
+					snprintf(why, why_size, "plane %u needs %llu bytes, the buffers have %llu", p,
+						 (unsigned long long)plane_need(l, p, fit),
+						 (unsigned long long)(b->fd_size[b->plane_fd[p]] -
+								      l->planes[p].offset));
+				ret = 1;
+			}
+		}
+	}
+	return ret;
+}
+
+static void retire_pool(struct v4l2_source *s)
+{
+	zcv_pool_destroy(s->old_pool);
+	s->old_pool = s->base.pool;
+	s->base.pool = NULL;
+}
+
+/* Same layout, bigger driver buffers: CREATE_BUFS with the sizes asked. */
+static int fit_create_bufs(struct v4l2_source *s, const struct zcv_source_fit *fit, char *how,
+			   size_t how_size)
+{
+	struct zcv_layout layout = s->base.pool->layout;
+	uint32_t gen = s->base.pool->generation + 1;
+	struct v4l2_requestbuffers req = { .type = s->type, .memory = V4L2_MEMORY_MMAP };
+	struct v4l2_create_buffers cb = { .count = s->n_bufs, .memory = V4L2_MEMORY_MMAP };
+	uint64_t sizes[ZCV_MAX_PLANES] = { 0 };
+	int r;
+
+	/* per memory plane: the end of the furthest colour plane in it */
+	for (unsigned p = 0; p < layout.n_planes; p++) {
+		unsigned m = s->n_mem_planes > 1 ? p : 0;
+		uint64_t end = layout.planes[p].offset + plane_need(&layout, p, fit);
+
+		if (end > sizes[m])
+			sizes[m] = end;
+	}
+	cb.format.type = s->type;
+	r = sioctl(s, VIDIOC_G_FMT, &cb.format);
+	if (r < 0)
+		return r;
+	for (unsigned m = 0; m < s->n_mem_planes; m++) {
+		if (s->mplane) {
+			if (cb.format.fmt.pix_mp.plane_fmt[m].sizeimage < sizes[m])
+				cb.format.fmt.pix_mp.plane_fmt[m].sizeimage = (uint32_t)sizes[m];
+		} else if (cb.format.fmt.pix.sizeimage < sizes[m]) {
+			cb.format.fmt.pix.sizeimage = (uint32_t)sizes[m];
+		}
+	}
+	retire_pool(s);
+	r = sioctl(s, VIDIOC_REQBUFS, &req);
+	if (r == 0)
+		r = sioctl(s, VIDIOC_CREATE_BUFS, &cb);
+	if (r < 0 || cb.count < s->n_bufs) {
+		snprintf(how, how_size, "VIDIOC_CREATE_BUFS with larger buffers failed: %s",
+			 r < 0 ? strerror(-r) : "fewer buffers");
+		return r < 0 ? r : -ENOMEM;
+	}
+	r = export_all(s, &layout, gen);
+	if (r < 0) {
+		snprintf(how, how_size, "exporting the larger buffers failed: %s", s->fallback);
+		return r;
+	}
+	snprintf(how, how_size, "VIDIOC_CREATE_BUFS: %u driver buffers of %llu bytes%s (larger than the format needs), exported as DMA-BUF",
+		 s->n_bufs, (unsigned long long)sizes[0], s->n_mem_planes > 1 ? " (plane 0)" : "");
+	return 1;
+}
+
+/* Planes further apart than the driver puts them: the driver's one
+ * buffer per plane variant, captured into udmabuf slices of one memfd
+ * laid out as asked; consumers get the whole memfd as one DMA-BUF. */
+static int fit_udmabuf(struct v4l2_source *s, const struct zcv_source_fit *fit, char *how,
+		       size_t how_size)
+{
+	const struct zcv_layout *old = &s->base.pool->layout;
+	const struct zcv_format_info *fi = zcv_format_lookup(old->fourcc);
+	uint32_t gen = s->base.pool->generation + 1, variant = v4l2_fourcc_of(old->fourcc, true);
+	uint32_t h = align_up(old->height, fit->height_align);
+	struct v4l2_requestbuffers req = { .type = s->type, .memory = V4L2_MEMORY_MMAP };
+	struct v4l2_format f = { .type = s->type };
+	struct zcv_layout l = *old;
+	struct zcv_pool *pool = NULL;
+	uint64_t off = 0, total;
+	char a[5];
+	int ufd = -1, r;
+
+	if (!s->mplane || variant == old->fourcc) {
+		snprintf(how, how_size, "%s: the driver (%s API) writes %s planes back to back; no one-buffer-per-plane variant to place them",
+			 "cannot place the planes", s->mplane ? "multi-planar" : "single-planar", fi->name);
+		return -EOPNOTSUPP;
+	}
+	for (unsigned p = 0; p < l.n_planes; p++) {
+		uint64_t size = plane_need(old, p, fit);
+
+		if (off % (uint64_t)sysconf(_SC_PAGESIZE)) {
+			snprintf(how, how_size, "cannot place plane %u at offset %llu: udmabuf slices start on page boundaries",
+				 p, (unsigned long long)off);
+			return -EOPNOTSUPP;
+		}
+		l.planes[p].offset = (uint32_t)off;
+		l.planes[p].size = (uint32_t)size;
+		off += size;
+	}
+	(void)h;
+	total = page_up(off);
+	l.size = off;
+	ufd = open("/dev/udmabuf", O_RDWR | O_CLOEXEC);
+	if (ufd < 0) {
+		r = -errno;
+		snprintf(how, how_size, "cannot open /dev/udmabuf (%s) to build buffers with the planes apart",
+			 strerror(-r));
+		return r == -ENOENT ? -EOPNOTSUPP : r;
+	}
+	/* from here on the old MMAP buffers go */
+	retire_pool(s);
+	r = sioctl(s, VIDIOC_REQBUFS, &req);
+	if (r == 0) {
+		r = sioctl(s, VIDIOC_G_FMT, &f);
+		f.fmt.pix_mp.pixelformat = variant;
+		f.fmt.pix_mp.width = old->width;
+		f.fmt.pix_mp.height = old->height;
+		f.fmt.pix_mp.num_planes = (uint8_t)l.n_planes;
+		for (unsigned p = 0; p < l.n_planes; p++) {
+			f.fmt.pix_mp.plane_fmt[p].bytesperline = l.planes[p].stride;
+			f.fmt.pix_mp.plane_fmt[p].sizeimage = 0;
+		}
+		if (r == 0)
+			r = sioctl(s, VIDIOC_S_FMT, &f);
+	}
+	if (r < 0 || f.fmt.pix_mp.pixelformat != variant || f.fmt.pix_mp.num_planes != l.n_planes ||
+	    f.fmt.pix_mp.width != old->width || f.fmt.pix_mp.height != old->height) {
+		snprintf(how, how_size, "the driver does not capture %s %ux%u%s%s", zcv_fourcc_str(variant, a),
+			 old->width, old->height, r < 0 ? ": " : "", r < 0 ? strerror(-r) : "");
+		r = r < 0 ? r : -EOPNOTSUPP;
+		goto fail;
+	}
+	for (unsigned p = 0; p < l.n_planes; p++) {
+		if (f.fmt.pix_mp.plane_fmt[p].bytesperline != l.planes[p].stride ||
+		    f.fmt.pix_mp.plane_fmt[p].sizeimage > page_up(l.planes[p].size)) {
+			snprintf(how, how_size, "%s plane %u has stride %u and %u bytes; the layout has %u and %u",
+				 zcv_fourcc_str(variant, a), p, f.fmt.pix_mp.plane_fmt[p].bytesperline,
+				 f.fmt.pix_mp.plane_fmt[p].sizeimage, l.planes[p].stride, l.planes[p].size);
+			r = -EOPNOTSUPP;
+			goto fail;
+		}
+	}
+	s->v4l2_fourcc = variant;
+	s->n_mem_planes = l.n_planes;
+	req.memory = V4L2_MEMORY_DMABUF;
+	req.count = s->n_bufs;
+	r = sioctl(s, VIDIOC_REQBUFS, &req);
+	if (r < 0 || req.count < s->n_bufs) {
+		snprintf(how, how_size, "the driver cannot capture into DMA-BUFs (REQBUFS DMABUF: %s)",
+			 r < 0 ? strerror(-r) : "fewer buffers");
+		r = r < 0 ? r : -ENOMEM;
+		goto fail;
+	}
+	s->memory = V4L2_MEMORY_DMABUF;
+	r = zcv_pool_create_empty(&l, s->n_bufs, gen, ZCV_MEMORY_DMABUF, &pool);
+	if (r < 0)
+		goto fail;
+	for (unsigned i = 0; i < s->n_bufs; i++) {
+		uint8_t plane_fd[ZCV_MAX_PLANES] = { 0 };
+		struct udmabuf_create c = { .flags = UDMABUF_FLAGS_CLOEXEC, .offset = 0, .size = total };
+		int mfd = zcv_memfd_create("zcv-fit", total), whole;
+
+		if (mfd < 0) {
+			r = mfd;
+			snprintf(how, how_size, "memfd for udmabuf: %s", strerror(-r));
+			goto fail;
+		}
+		c.memfd = (uint32_t)mfd;
+		for (unsigned p = 0; p < l.n_planes; p++) {
+			struct udmabuf_create pc = { .memfd = (uint32_t)mfd, .flags = UDMABUF_FLAGS_CLOEXEC,
+						     .offset = l.planes[p].offset,
+						     .size = page_up(l.planes[p].size) };
+
+			if (pc.offset + pc.size > total)
+				pc.size = total - pc.offset;
+			r = ioctl(ufd, UDMABUF_CREATE, &pc);
+			if (r < 0) {
+				r = -errno;
+				close(mfd);
+				snprintf(how, how_size, "UDMABUF_CREATE: %s", strerror(-r));
+				goto fail;
+			}
+			s->cap_fd[i][p] = r;
+			s->cap_len[i][p] = (uint32_t)pc.size;
+		}
+		whole = ioctl(ufd, UDMABUF_CREATE, &c);
+		r = whole < 0 ? -errno : 0;
+		close(mfd); /* the udmabufs hold its pages */
+		if (r < 0) {
+			snprintf(how, how_size, "UDMABUF_CREATE: %s", strerror(-r));
+			goto fail;
+		}
+		r = zcv_pool_set_fds(pool, i, 1, &whole, plane_fd);
+		if (r < 0) {
+			snprintf(how, how_size, "the udmabuf is smaller than the layout");
+			goto fail;
+		}
+	}
+	close(ufd);
+	s->base.pool = pool;
+	snprintf(how, how_size,
+		 "capturing %s into udmabuf slices of one memfd per buffer (V4L2_MEMORY_DMABUF): plane 1 at line %u, %llu bytes a buffer",
+		 zcv_fourcc_str(variant, a), align_up(old->height, fit->height_align),
+		 (unsigned long long)total);
+	return 1;
+fail:
+	zcv_pool_destroy(pool);
+	if (ufd >= 0)
+		close(ufd);
+	return r;
+}
+
+static int v4l2_fit(struct zcv_source *src, const struct zcv_source_fit *fit, char *how,
+		    size_t how_size)
+{
+	struct v4l2_source *s = (struct v4l2_source *)src;
+	char why[160];
+	int k, r;
+
+	if (s->streaming)
+		return -EBUSY;
+	if (s->copy_tier) {
+		snprintf(how, how_size, "the copy tier's own pool is used: %s", s->fallback);
+		return -EOPNOTSUPP;
+	}
+	k = pool_fits(src->pool, fit, why, sizeof(why));
+	if (k == 0) {
+		snprintf(how, how_size, "the driver's own buffers (VIDIOC_REQBUFS + EXPBUF) already fit");
+		return 0;
+	}
+	if (k < 0 && fit->stride_align > 1 && strstr(why, "stride")) {
+		snprintf(how, how_size, "%s", why);
+		return -EOPNOTSUPP;
+	}
+	if (k == 1) {
+		r = fit_create_bufs(s, fit, how, how_size);
+	} else {
+		r = fit_udmabuf(s, fit, how, how_size);
+		if (r == -EOPNOTSUPP && s->base.pool) {
+			char tmp[256];
+
+			snprintf(tmp, sizeof(tmp), "%s (%s)", why, how);
+			snprintf(how, how_size, "%s", tmp);
+			return r;
+		}
+	}
+	if (r == 1) {
+		/* the new pool's buffers go back to the driver as the old ones did */
+		src->pool->on_free = on_free;
+		src->pool->on_free_data = s;
+	}
+	if (r == 1 && pool_fits(src->pool, fit, why, sizeof(why)) != 0) {
+		snprintf(how, how_size, "the new buffers still do not fit: %s", why);
+		return -EOPNOTSUPP;
+	}
+	return r;
 }

@@ -471,6 +471,10 @@ int zcv_client_connect(const struct zcv_client_config *cfg, const struct zcv_cli
 	h.caps = c->cfg.caps;
 	h.max_hold = c->cfg.max_hold;
 	memcpy(h.name, c->name, sizeof(h.name));
+	for (unsigned p = 0; p < ZCV_MAX_PLANES; p++)
+		h.min_plane_size[p] = c->cfg.constraints.min_plane_size[p];
+	h.stride_align = c->cfg.constraints.stride_align > 1 ? c->cfg.constraints.stride_align : 0;
+	h.height_align = c->cfg.constraints.height_align > 1 ? c->cfg.constraints.height_align : 0;
 	r = zcv_msg_send(c->fd, &h, len, NULL, 0);
 	if (r == -EPIPE || r == -ECONNRESET) {
 		/* The producer refused us before reading anything (peer policy,

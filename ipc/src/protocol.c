@@ -90,6 +90,9 @@ int zcv_msg_validate(const void *buf, size_t len, unsigned n_fds)
 	known = zcv_msg_known_size(m->hdr.type);
 	if (!known)
 		REJECT("unknown type %u", m->hdr.type);
+	/* HELLO grew by appending; a sender from before knows the old size */
+	if (m->hdr.type == ZCV_MSG_HELLO && len >= ZCV_MSG_HELLO_V1_SIZE)
+		known = len < known ? len : known;
 	if (len < known)
 		REJECT("%s: body %zu bytes, need %zu", zcv_msg_type_name(m->hdr.type), len, known);
 	if (m->hdr.type != ZCV_MSG_BUFFER && n_fds)
@@ -103,6 +106,12 @@ int zcv_msg_validate(const void *buf, size_t len, unsigned n_fds)
 			       m->hdr.version);
 		if (!nul_terminated(m->hello.name, sizeof(m->hello.name)))
 			REJECT("HELLO: name not NUL-terminated");
+		if (len >= sizeof(m->hello) &&
+		    ((m->hello.stride_align & (m->hello.stride_align - 1)) ||
+		     (m->hello.height_align & (m->hello.height_align - 1)) ||
+		     m->hello.stride_align > 4096 || m->hello.height_align > 256))
+			REJECT("HELLO: stride_align %u, height_align %u", m->hello.stride_align,
+			       m->hello.height_align);
 		break;
 	case ZCV_MSG_WELCOME:
 		if (m->welcome.version < ZCV_PROTOCOL_MIN_VERSION)

@@ -49,8 +49,19 @@ struct zcv_msg_hello {
 	uint32_t max_hold; /* frames it wants to hold at most (0: server default) */
 	uint32_t reserved1;
 	char name[ZCV_NAME_MAX]; /* NUL-terminated within the array */
+	/* Appended: what the consumer needs of the buffers it imports (0: no
+	 * need), so a producer allocating its pool can fit every consumer.
+	 * A 56-byte HELLO (before these fields) is still accepted: it reads
+	 * as "no constraints". */
+	uint32_t min_plane_size[ZCV_MAX_PLANES]; /* bytes of plane p from its offset */
+	uint32_t stride_align;  /* line strides a multiple of this (power of two) */
+	uint32_t height_align;  /* planes laid out for ALIGN(height, this) lines */
+	uint32_t reserved2[2];
 };
-_Static_assert(sizeof(struct zcv_msg_hello) == 56, "hello");
+#define ZCV_MSG_HELLO_V1_SIZE 56 /* the HELLO without constraints */
+_Static_assert(sizeof(struct zcv_msg_hello) == 88, "hello");
+_Static_assert(__builtin_offsetof(struct zcv_msg_hello, min_plane_size) == ZCV_MSG_HELLO_V1_SIZE,
+	       "hello constraints are appended");
 
 /* Transport path a consumer gets. */
 enum zcv_path {

@@ -237,7 +237,7 @@ static void timer_update(struct zcv_server *srv)
 	for (struct consumer *c = srv->consumers; c; c = c->next) {
 		uint64_t d;
 
-		if (c->info.state == ZCV_CONSUMER_HANDSHAKE) {
+		if (c->info.state == ZCV_CONSUMER_HANDSHAKE && !c->info.hello_seen) {
 			d = c->accepted_ns + HANDSHAKE_TIMEOUT_NS;
 			if (!deadline || d < deadline)
 				deadline = d;
@@ -267,7 +267,7 @@ static void check_timeouts(struct zcv_server *srv)
 
 	for (c = srv->consumers; c; c = next) {
 		next = c->next;
-		if (c->info.state == ZCV_CONSUMER_HANDSHAKE &&
+		if (c->info.state == ZCV_CONSUMER_HANDSHAKE && !c->info.hello_seen &&
 		    now - c->accepted_ns > HANDSHAKE_TIMEOUT_NS) {
 			consumer_dropf(c, -ETIMEDOUT, true, "no HELLO within %llu ms",
 				       HANDSHAKE_TIMEOUT_NS / NSEC_PER_MSEC);
@@ -286,14 +286,109 @@ static void check_timeouts(struct zcv_server *srv)
 	}
 }
 
-static int select_path(const struct zcv_pool *pool, uint32_t caps)
+static uint32_t align_up32(uint32_t v, uint32_t a)
 {
-	if (caps & ZCV_CAP_NEEDS_COPY)
+	return a > 1 ? (v + a - 1) / a * a : v;
+}
+
+bool zcv_pool_meets(const struct zcv_pool *pool, const struct zcv_client_constraints *c, char *why,
+		    size_t why_size)
+{
+	const struct zcv_layout *l = &pool->layout;
+	const struct zcv_format_info *fi = zcv_format_lookup(l->fourcc);
+	uint32_t h = align_up32(l->height, c->height_align);
+
+	if (!fi)
+		return false;
+	for (unsigned p = 0; p < l->n_planes; p++) {
+		const struct zcv_plane_layout *pl = &l->planes[p];
+		uint64_t need = (uint64_t)pl->stride * zcv_format_plane_lines(fi, p, h);
+
+		if (c->stride_align > 1 && pl->stride % c->stride_align) {
+			snprintf(why, why_size, "plane %u stride %u is not a multiple of %u", p, pl->stride,
+				 c->stride_align);
+			return false;
+		}
+		if (c->min_plane_size[p] > need)
+			need = c->min_plane_size[p];
+		/* planes sharing a memory object must follow each other at the
+		 * aligned height, where a codec reads them */
+		if (p > 0 && h != l->height) {
+			const struct zcv_plane_layout *q = &l->planes[p - 1];
+			uint64_t at = (uint64_t)q->offset + (uint64_t)q->stride * zcv_format_plane_lines(fi, p - 1, h);
+
+			for (unsigned i = 0; i < pool->n_buffers; i++)
+				if (pool->buffers[i].plane_fd[p] == pool->buffers[i].plane_fd[p - 1] &&
+				    pl->offset != at) {
+					snprintf(why, why_size,
+						 "it needs plane %u at offset %llu (%u lines), the pool has it at %u",
+						 p, (unsigned long long)at, h, pl->offset);
+					return false;
+				}
+		}
+		for (unsigned i = 0; i < pool->n_buffers; i++) {
+			const struct zcv_buffer *b = &pool->buffers[i];
+
+			if (b->fd_size[b->plane_fd[p]] < pl->offset + need) {
+				snprintf(why, why_size,
+					 "it needs %llu bytes for plane %u (%u lines), the pool's buffers have %llu",
+					 (unsigned long long)need, p, h,
+					 (unsigned long long)(b->fd_size[b->plane_fd[p]] - pl->offset));
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
+/* Copy pool layout for a consumer: packed planes, its alignments. */
+static int copy_layout(const struct zcv_layout *src, const struct zcv_client_constraints *c,
+		       struct zcv_layout *ret)
+{
+	const struct zcv_format_info *fi = zcv_format_lookup(src->fourcc);
+	struct zcv_layout l = *src;
+	uint32_t h = align_up32(src->height, c->height_align);
+	uint64_t off = 0;
+
+	if (!fi)
+		return -EINVAL;
+	for (unsigned p = 0; p < l.n_planes; p++) {
+		uint64_t size;
+
+		l.planes[p].stride = align_up32(src->planes[p].stride, c->stride_align);
+		size = (uint64_t)l.planes[p].stride * zcv_format_plane_lines(fi, p, h);
+		if (c->min_plane_size[p] > size)
+			size = c->min_plane_size[p];
+		if (size > UINT32_MAX || off > UINT32_MAX)
+			return -EOVERFLOW;
+		l.planes[p].offset = (uint32_t)off;
+		l.planes[p].size = (uint32_t)size;
+		off += size;
+	}
+	l.size = off;
+	*ret = l;
+	return 0;
+}
+
+static int select_path(const struct zcv_pool *pool, uint32_t caps,
+		       const struct zcv_client_constraints *cons, char *why, size_t why_size)
+{
+	why[0] = '\0';
+	if (caps & ZCV_CAP_NEEDS_COPY) {
+		snprintf(why, why_size, "the consumer asked for a copy");
 		return ZCV_PATH_COPY;
-	if (pool->kind == ZCV_MEMORY_DMABUF && (caps & ZCV_CAP_DMABUF))
+	}
+	if (pool->kind == ZCV_MEMORY_DMABUF && (caps & ZCV_CAP_DMABUF)) {
+		if (!zcv_pool_meets(pool, cons, why, why_size))
+			return ZCV_PATH_COPY;
 		return ZCV_PATH_DMABUF;
-	if (pool->kind == ZCV_MEMORY_MEMFD && (caps & ZCV_CAP_MEMFD))
+	}
+	if (pool->kind == ZCV_MEMORY_MEMFD && (caps & ZCV_CAP_MEMFD)) {
+		if (!zcv_pool_meets(pool, cons, why, why_size))
+			return ZCV_PATH_COPY;
 		return ZCV_PATH_MEMFD;
+	}
+	snprintf(why, why_size, "it cannot import %s", pool->kind == ZCV_MEMORY_DMABUF ? "DMA-BUF" : "memfd");
 	return ZCV_PATH_COPY;
 }
 
@@ -311,11 +406,18 @@ static int consumer_setup_path(struct consumer *c)
 	struct zcv_pool *p = NULL;
 	int r;
 
-	c->info.path = select_path(srv->pool, c->caps);
-	if (c->info.path != ZCV_PATH_COPY)
+	struct zcv_layout l;
+
+	c->info.path = select_path(srv->pool, c->caps, &c->info.constraints, c->info.path_reason,
+				   sizeof(c->info.path_reason));
+	if (c->info.path != ZCV_PATH_COPY) {
+		c->info.path_reason[0] = '\0';
 		return 0;
-	r = zcv_pool_create_memfd(&srv->pool->layout, srv->pool->n_buffers,
-				  srv->pool->generation, &p);
+	}
+	r = copy_layout(&srv->pool->layout, &c->info.constraints, &l);
+	if (r < 0)
+		return r;
+	r = zcv_pool_create_memfd(&l, srv->pool->n_buffers, srv->pool->generation, &p);
 	if (r < 0)
 		return r;
 	c->copy_pool = p;
@@ -377,26 +479,12 @@ static int send_pool(struct consumer *c)
 	return 0;
 }
 
-static void handle_hello(struct consumer *c, const struct zcv_msg_hello *h)
+/* WELCOME + pool, then streaming. */
+static void admit(struct consumer *c)
 {
 	struct zcv_server *srv = c->srv;
 	int r;
 
-	if (c->info.state != ZCV_CONSUMER_HANDSHAKE) {
-		consumer_drop(c, -EPROTO, "HELLO after the handshake", true);
-		return;
-	}
-	memcpy(c->info.name, h->name, sizeof(c->info.name));
-	c->info.name[sizeof(c->info.name) - 1] = '\0';
-	if (h->min_version > ZCV_PROTOCOL_VERSION) {
-		consumer_dropf(c, -EPROTONOSUPPORT, true,
-			       "client needs protocol >= %u, producer speaks <= %u", h->min_version,
-			       ZCV_PROTOCOL_VERSION);
-		return;
-	}
-	c->version = ZCV_MIN((unsigned)h->hdr.version, (unsigned)ZCV_PROTOCOL_VERSION);
-	c->caps = h->caps;
-	c->info.max_hold = h->max_hold ? ZCV_MIN(h->max_hold, srv->cfg.max_hold) : srv->cfg.max_hold;
 	r = consumer_setup_path(c);
 	if (r < 0) {
 		consumer_dropf(c, r, true, "cannot create a copy pool (%s)", strerror(-r));
@@ -413,6 +501,86 @@ static void handle_hello(struct consumer *c, const struct zcv_msg_hello *h)
 		  c->info.name, c->info.path, c->info.max_hold);
 	if (srv->cbs.consumer_joined)
 		srv->cbs.consumer_joined(srv->data, &c->info);
+}
+
+static void handle_hello(struct consumer *c, const struct zcv_msg_hello *h)
+{
+	struct zcv_server *srv = c->srv;
+
+	if (c->info.state != ZCV_CONSUMER_HANDSHAKE || c->info.hello_seen) {
+		consumer_drop(c, -EPROTO, "HELLO after the handshake", true);
+		return;
+	}
+	memcpy(c->info.name, h->name, sizeof(c->info.name));
+	c->info.name[sizeof(c->info.name) - 1] = '\0';
+	if (h->min_version > ZCV_PROTOCOL_VERSION) {
+		consumer_dropf(c, -EPROTONOSUPPORT, true,
+			       "client needs protocol >= %u, producer speaks <= %u", h->min_version,
+			       ZCV_PROTOCOL_VERSION);
+		return;
+	}
+	c->version = ZCV_MIN((unsigned)h->hdr.version, (unsigned)ZCV_PROTOCOL_VERSION);
+	c->caps = h->caps;
+	c->info.max_hold = h->max_hold ? ZCV_MIN(h->max_hold, srv->cfg.max_hold) : srv->cfg.max_hold;
+	/* zero when an older client sent the shorter HELLO (recv zero-fills) */
+	for (unsigned p = 0; p < ZCV_MAX_PLANES; p++)
+		c->info.constraints.min_plane_size[p] = h->min_plane_size[p];
+	c->info.constraints.stride_align = h->stride_align;
+	c->info.constraints.height_align = h->height_align;
+	c->info.hello_seen = true;
+	if (srv->cfg.defer_admission) {
+		if (srv->cbs.consumer_hello)
+			srv->cbs.consumer_hello(srv->data, &c->info);
+		return;
+	}
+	admit(c);
+}
+
+int zcv_server_admit(struct zcv_server *srv)
+{
+	struct consumer *c, *next;
+	int n = 0;
+
+	srv->depth++;
+	srv->cfg.defer_admission = false;
+	for (c = srv->consumers; c; c = next) {
+		next = c->next;
+		if (c->info.state == ZCV_CONSUMER_HANDSHAKE && c->info.hello_seen && !c->dead &&
+		    !srv->ended) {
+			admit(c);
+			n += c->info.state == ZCV_CONSUMER_STREAMING;
+		}
+	}
+	timer_update(srv);
+	leave(srv);
+	return n;
+}
+
+unsigned zcv_server_pending_count(struct zcv_server *srv)
+{
+	unsigned n = 0;
+
+	for (struct consumer *c = srv->consumers; c; c = c->next)
+		n += c->info.state == ZCV_CONSUMER_HANDSHAKE && c->info.hello_seen;
+	return n;
+}
+
+void zcv_server_pending_constraints(struct zcv_server *srv, struct zcv_client_constraints *ret)
+{
+	struct zcv_client_constraints m = { 0 };
+
+	for (struct consumer *c = srv->consumers; c; c = c->next) {
+		const struct zcv_client_constraints *k = &c->info.constraints;
+
+		if (c->info.state != ZCV_CONSUMER_HANDSHAKE || !c->info.hello_seen ||
+		    (c->caps & ZCV_CAP_NEEDS_COPY))
+			continue;
+		for (unsigned p = 0; p < ZCV_MAX_PLANES; p++)
+			m.min_plane_size[p] = ZCV_MAX(m.min_plane_size[p], k->min_plane_size[p]);
+		m.stride_align = ZCV_MAX(m.stride_align, k->stride_align);
+		m.height_align = ZCV_MAX(m.height_align, k->height_align);
+	}
+	*ret = m;
 }
 
 static void handle_release(struct consumer *c, const struct zcv_msg_release *m)
@@ -800,10 +968,23 @@ static int copy_frame(struct consumer *c, unsigned src_idx, unsigned *ret_idx)
 	for (unsigned f = 0; f < sb->n_fds; f++)
 		zcv_dmabuf_sync_start(sb->fds[f], ZCV_SYNC_READ);
 	for (unsigned p = 0; p < src->layout.n_planes; p++) {
-		uint32_t size = src->layout.planes[p].size;
+		const struct zcv_plane_layout *sp = &src->layout.planes[p], *dp = &dst->layout.planes[p];
+		const struct zcv_format_info *fi = zcv_format_lookup(src->layout.fourcc);
+		uint8_t *d = zcv_buffer_plane(dst, db, p);
+		const uint8_t *sr = zcv_buffer_plane(src, sb, p);
 
-		zcv_frame_copy(zcv_buffer_plane(dst, db, p), zcv_buffer_plane(src, sb, p), size);
-		n += size;
+		if (sp->stride == dp->stride) {
+			uint32_t size = ZCV_MIN(sp->size, dp->size);
+
+			zcv_frame_copy(d, sr, size);
+			n += size;
+			continue;
+		}
+		/* the consumer's own stride: line by line */
+		for (uint32_t y = 0; y < zcv_format_plane_lines(fi, p, src->layout.height); y++) {
+			zcv_frame_copy(d + (size_t)y * dp->stride, sr + (size_t)y * sp->stride, sp->stride);
+			n += sp->stride;
+		}
 	}
 	for (unsigned f = 0; f < sb->n_fds; f++)
 		zcv_dmabuf_sync_end(sb->fds[f], ZCV_SYNC_READ);

@@ -694,6 +694,69 @@ static void test_copy_tier(void **state)
 	env_finish(&e);
 }
 
+/* Allocation that fits: consumers wait after HELLO until admitted, their
+ * constraints are merged, and one whose needs the pool does not meet gets
+ * the copy tier into a private pool laid out for it, with a reason. */
+static void test_constraints_admission(void **state)
+{
+	struct zcv_server_config cfg = { .allowed_gid = (gid_t)-1, .defer_admission = true };
+	struct zcv_client_constraints k = { 0 }, need = { .stride_align = 16, .height_align = 64 };
+	struct zcv_client_config ccfg = { .name = "aligned", .caps = ZCV_CLIENT_CAP_MEMFD };
+	const struct zcv_format_info *fi;
+	struct zcv_consumer_info ia, ib;
+	struct sink *a, *b;
+	char why[128];
+	struct env e;
+
+	env_init(&e);
+	env_start(&e, &cfg, 4);
+	fi = zcv_format_lookup(e.pool->layout.fourcc);
+	assert_true(zcv_pool_meets(e.pool, &k, why, sizeof(why)));
+	a = sink_connect(&e, 0, 0, 0, false);
+	b = &e.sinks[1];
+	memset(b, 0, sizeof(*b));
+	b->manual = true;
+	ccfg.socket_path = e.path;
+	ccfg.constraints = need;
+	assert_int_equal(zcv_client_connect(&ccfg, &sink_cbs, b, &b->c), 0);
+	pump(&e);
+	/* nobody is sent the pool before admission */
+	assert_int_equal(zcv_server_pending_count(e.srv), 2);
+	assert_int_equal(zcv_server_streaming_count(e.srv), 0);
+	assert_null(zcv_client_get_format(a->c));
+	zcv_server_pending_constraints(e.srv, &k);
+	assert_int_equal(k.height_align, 64);
+	assert_int_equal(k.stride_align, 16);
+	/* the test pool's height is not a multiple of 64 lines */
+	assert_false(zcv_pool_meets(e.pool, &k, why, sizeof(why)));
+	assert_int_equal(zcv_server_admit(e.srv), 2);
+	pump(&e);
+	assert_int_equal(a->fmt.path, 2);
+	assert_int_equal(b->fmt.path, 3);
+	/* the private pool is laid out for 64-line alignment */
+	assert_int_equal(b->fmt.layout.planes[1].offset,
+			 b->fmt.layout.planes[0].stride *
+				 ((e.pool->layout.height + 63) / 64 * 64) / fi->vsub[0]);
+	assert_int_equal(produce(&e, 1), 2);
+	pump(&e);
+	assert_int_equal(a->n_frames + b->n_frames, 2);
+	/* b's planes have lines of padding the sink's check does not expect:
+	 * compare the lines the source has */
+	assert_int_equal(a->mismatches, 0);
+	assert_int_equal(b->n_held, 1);
+	for (unsigned p = 0; p < e.pool->layout.n_planes; p++)
+		for (size_t i = 0; i < e.pool->layout.planes[p].size; i++)
+			assert_int_equal(b->held[0].planes[p][i], pattern(1, p, i));
+	sink_release_all(b);
+	pump(&e);
+	assert_true(get_info(&e, 1, &ia));
+	assert_true(get_info(&e, 2, &ib));
+	assert_string_equal(ia.path_reason, "");
+	assert_non_null(strstr(ib.path_reason, "lines"));
+	assert_true(ib.hello_seen && ib.constraints.height_align == 64);
+	env_finish(&e);
+}
+
 static void test_addr_in_use(void **state)
 {
 	struct env e;
@@ -1305,6 +1368,7 @@ int main(void)
 		T(test_bad_release),
 		T(test_copy_tier),
 		T(test_addr_in_use),
+		T(test_constraints_admission),
 		T(test_set_pool),
 		T(test_version_negotiation),
 		T(test_fake_server_unsealed),

@@ -267,6 +267,32 @@ static void test_validate_fds(void **state)
 	assert_int_equal(zcv_msg_validate(&m, len, 2), -EPROTO);
 }
 
+/* HELLO grew by appending constraints: the 56-byte HELLO of older clients
+ * is still accepted, a body in between or bad alignments are not. */
+static void test_hello_sizes(void **state)
+{
+	union zcv_msg m;
+	size_t len;
+
+	len = zcv_msg_init(&m, ZCV_MSG_HELLO);
+	assert_int_equal(len, 88);
+	m.hello.min_version = 1;
+	assert_int_equal(zcv_msg_validate(&m, len, 0), 0);
+	m.hdr.size = ZCV_MSG_HELLO_V1_SIZE;
+	assert_int_equal(zcv_msg_validate(&m, ZCV_MSG_HELLO_V1_SIZE, 0), 0);
+	m.hdr.size = ZCV_MSG_HELLO_V1_SIZE - 4;
+	assert_int_equal(zcv_msg_validate(&m, ZCV_MSG_HELLO_V1_SIZE - 4, 0), -EPROTO);
+	m.hdr.size = (uint32_t)len;
+	m.hello.stride_align = 16;
+	m.hello.height_align = 16;
+	assert_int_equal(zcv_msg_validate(&m, len, 0), 0);
+	m.hello.height_align = 12; /* not a power of two */
+	assert_int_equal(zcv_msg_validate(&m, len, 0), -EPROTO);
+	m.hello.height_align = 16;
+	m.hello.stride_align = 8192;
+	assert_int_equal(zcv_msg_validate(&m, len, 0), -EPROTO);
+}
+
 static void test_validate_fields(void **state)
 {
 	union zcv_msg m;
@@ -499,7 +525,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, zcv_test_fd_setup, zcv_test_fd_teardown)
 		T(test_roundtrip_all),      T(test_type_names),        T(test_validate_header),
-		T(test_validate_fds),       T(test_validate_fields),   T(test_recv_fds_on_frame),
+		T(test_validate_fds),       T(test_validate_fields),   T(test_recv_fds_on_frame), T(test_hello_sizes),
 		T(test_recv_two_cmsgs),     T(test_recv_ctrunc),       T(test_recv_oversize),
 		T(test_read_invalid_buffer), T(test_recv_eof_eagain),
 #undef T

@@ -53,5 +53,30 @@ struct zcv_pool *zcv_source_get_pool(struct zcv_source *src);
 uint64_t zcv_source_frames(struct zcv_source *src);
 uint64_t zcv_source_dropped(struct zcv_source *src);
 
+/* What the consumers known at start need of the pool's buffers (0: no
+ * need): see struct zcv_client_constraints in <zcv/client.h>. */
+struct zcv_source_fit {
+	uint32_t min_plane_size[ZCV_MAX_PLANES]; /* bytes of plane p from its offset */
+	uint32_t stride_align;                   /* power of two; 0/1 none */
+	uint32_t height_align;                   /* planes laid out for ALIGN(h, this) lines */
+};
+
+/*
+ * Before zcv_source_start(): reallocates the pool so its buffers satisfy
+ * fit. V4L2: VIDIOC_CREATE_BUFS with larger sizes when only sizes fall
+ * short; when planes must sit further apart than the driver puts them (a
+ * codec's aligned height), capture in the driver's one-buffer-per-plane
+ * variant (NV12M...) with V4L2_MEMORY_DMABUF into udmabuf slices of one
+ * memfd laid out as the consumers need. how (when not NULL) gets what was
+ * done, or why it could not be.
+ * Returns 0 (the pool already fits; nothing changed), 1 (a new pool of the
+ * next generation: zcv_source_get_pool() returns it; the old one stays
+ * valid until the source is destroyed), -EOPNOTSUPP (impossible here: how
+ * says why), -EBUSY (already started), or a driver errno (then the old
+ * pool is still in use... or the source is unusable: see how).
+ */
+int zcv_source_fit(struct zcv_source *src, const struct zcv_source_fit *fit, char *how,
+		   size_t how_size);
+
 /* Path description for stats: "memfd" or "dmabuf"/"copy" for V4L2. */
 const char *zcv_source_path(struct zcv_source *src);

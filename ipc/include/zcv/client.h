@@ -64,6 +64,22 @@ struct zcv_client_callbacks {
 #define ZCV_CLIENT_CAP_MEMFD (1u << 1)
 #define ZCV_CLIENT_CAP_NEEDS_COPY (1u << 2)
 
+/*
+ * What a sink needs of the buffers it imports, told to the producer at the
+ * handshake (0 everywhere: no needs). A producer that allocates for its
+ * consumers (zcv-capture with --wait-consumers) makes buffers that satisfy
+ * every consumer present at start; a consumer whose needs the pool cannot
+ * meet gets the copy tier, into a private pool laid out for it, and the
+ * producer reports why.
+ */
+struct zcv_client_constraints {
+	uint32_t min_plane_size[ZCV_MAX_PLANES]; /* bytes plane p needs from its offset */
+	uint32_t stride_align; /* strides a multiple of this (power of two, 0/1 none) */
+	uint32_t height_align; /* planes laid out for ALIGN(height, this) lines, one
+				* after another in a one-object buffer (hardware
+				* codecs' macroblock rows); power of two, 0/1 none */
+};
+
 struct zcv_client_config {
 	const char *socket_path; /* NULL: the default path (see zcv_socket_default_path) */
 	const char *name;        /* shown in the producer's stats */
@@ -71,6 +87,7 @@ struct zcv_client_config {
 	unsigned max_hold;       /* 0: the producer's default */
 	bool no_map;             /* true: do not mmap (the sink imports fds itself) */
 	bool map_writable;       /* map PROT_READ|PROT_WRITE (tests); default read-only */
+	struct zcv_client_constraints constraints; /* appended; zeroed: none */
 };
 
 /*

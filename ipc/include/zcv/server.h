@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <zcv/client.h>
 #include <zcv/pool.h>
 
 /*
@@ -26,6 +27,10 @@ struct zcv_server_config {
 	uint64_t modifier;         /* DRM modifier of the buffers, 0 linear */
 	gid_t allowed_gid;         /* (gid_t)-1: none; else peers of this gid are accepted too */
 	bool allow_any_uid;        /* tests only: skip the same-uid check */
+	/* Appended. true: a consumer whose HELLO arrived waits (state
+	 * HANDSHAKE, hello_seen) until zcv_server_admit(), so the producer can
+	 * first (re)allocate its pool to fit every consumer's constraints. */
+	bool defer_admission;
 };
 
 enum zcv_consumer_state {
@@ -48,6 +53,10 @@ struct zcv_consumer_info {
 	uint64_t copied_bytes; /* copy tier only */
 	int end_error;         /* why it left: 0 clean, -ECONNRESET, -ETIMEDOUT (held too long), -EPROTO, ... */
 	char end_reason[64];
+	/* Appended. */
+	bool hello_seen;                          /* its HELLO arrived */
+	struct zcv_client_constraints constraints; /* what it said it needs */
+	char path_reason[128]; /* why it got the copy tier ("" otherwise) */
 };
 
 /* Both run inside dispatch/publish/set_pool/end, never inside destroy.
@@ -58,6 +67,9 @@ struct zcv_consumer_info {
 struct zcv_server_callbacks {
 	void (*consumer_joined)(void *data, const struct zcv_consumer_info *info);
 	void (*consumer_left)(void *data, const struct zcv_consumer_info *info);
+	/* Appended. With defer_admission: a consumer's HELLO arrived; it
+	 * waits for zcv_server_admit(). */
+	void (*consumer_hello)(void *data, const struct zcv_consumer_info *info);
 };
 
 /*
@@ -115,6 +127,27 @@ ZCV_EXPORT void zcv_server_end(struct zcv_server *srv, int error, const char *re
  * first. Returns how many were written (at most max). */
 ZCV_EXPORT unsigned zcv_server_get_consumers(struct zcv_server *srv, struct zcv_consumer_info *out,
 					     unsigned max);
+
+/* Sends the pool to every consumer waiting since its HELLO (see
+ * defer_admission) and admits later ones at once from now on. Each gets
+ * the zero-copy path when the current pool meets its constraints, else
+ * the copy tier (path_reason says why). Returns the number admitted. */
+ZCV_EXPORT int zcv_server_admit(struct zcv_server *srv);
+
+/* Consumers whose HELLO arrived and who wait for zcv_server_admit(). */
+ZCV_EXPORT unsigned zcv_server_pending_count(struct zcv_server *srv);
+
+/* The constraints of all waiting consumers merged (largest sizes and
+ * alignments). */
+ZCV_EXPORT void zcv_server_pending_constraints(struct zcv_server *srv,
+					       struct zcv_client_constraints *ret);
+
+/*
+ * Whether buffers of pool satisfy constraints c; when not, why (a short
+ * sentence) in why. For tools and tests.
+ */
+ZCV_EXPORT bool zcv_pool_meets(const struct zcv_pool *pool, const struct zcv_client_constraints *c,
+			       char *why, size_t why_size);
 
 /* Number of consumers in STREAMING state. */
 ZCV_EXPORT unsigned zcv_server_streaming_count(struct zcv_server *srv);
