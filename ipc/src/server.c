@@ -248,14 +248,19 @@ static void timer_update(struct zcv_server *srv)
 				deadline = d;
 		}
 	}
-	if (deadline == srv->timer_deadline)
+	/*
+	 * Re-arm only to move the timer earlier. A timer armed for an earlier
+	 * deadline than needed (or with nothing left to watch) just fires once
+	 * more and is re-armed then: one timerfd_settime a timeout period
+	 * instead of one a frame, which cost ~15% of a publish.
+	 */
+	if (!deadline)
 		return;
-	if (deadline) {
-		/* +1 ns: the check is "more than" the timeout */
-		deadline++;
-		its.it_value.tv_sec = (time_t)(deadline / 1000000000ull);
-		its.it_value.tv_nsec = (long)(deadline % 1000000000ull);
-	}
+	deadline++; /* +1 ns: the check is "more than" the timeout */
+	if (srv->timer_deadline && srv->timer_deadline <= deadline)
+		return;
+	its.it_value.tv_sec = (time_t)(deadline / 1000000000ull);
+	its.it_value.tv_nsec = (long)(deadline % 1000000000ull);
 	if (timerfd_settime(srv->timer_fd, TFD_TIMER_ABSTIME, &its, NULL) == 0)
 		srv->timer_deadline = deadline;
 }
