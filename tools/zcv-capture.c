@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* zcv-capture: serves frames from a source to every connected consumer. */
 #include <getopt.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
@@ -54,6 +55,7 @@ static void usage(FILE *f)
 		"  --wait-consumers N   start the source only once N consumers are streaming\n"
 		"  --socket PATH        socket path (default $XDG_RUNTIME_DIR/zcv/default.sock)\n"
 		"  --max-hold N         frames one consumer may hold at once (default 2)\n"
+		"  --group NAME|GID     also serve consumers of this group (default: same user only)\n"
 		"  --hold-timeout-ms N  evict a consumer holding a frame longer (default 1000)\n"
 		"  --stats-json PATH    write stats as JSON at exit\n"
 		"  --checksums PATH     write 'sequence checksum' of every frame as captured (testing)\n"
@@ -255,6 +257,7 @@ int main(int argc, char **argv)
 		{ "stats-json", required_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "list", no_argument, NULL, 'L' },
+		{ "group", required_argument, NULL, 'g' },
 		{ "checksums", required_argument, NULL, 'x' },
 		{ "checksum-every", required_argument, NULL, 'e' },
 		{ "dump-frames", required_argument, NULL, 'X' },
@@ -270,7 +273,7 @@ int main(int argc, char **argv)
 	struct zcv_pattern_source_config pcfg = {
 		.fourcc = ZCV_FMT_NV12, .width = 1280, .height = 720, .fps_num = 30, .fps_den = 1,
 	};
-	struct zcv_server_config scfg = { .allowed_gid = (gid_t)-1 };
+	struct zcv_server_config scfg = { 0 };
 	struct capture c = { .checksum_every = 1 };
 	const char *source = "pattern", *stats_path = NULL;
 	struct tool_json j = { .len = 0 };
@@ -308,6 +311,22 @@ int main(int argc, char **argv)
 				return 2;
 			fps_set = true;
 			break;
+		case 'g': {
+			struct group *gr = getgrnam(optarg);
+			char *end;
+
+			if (gr) {
+				scfg.allowed_gid = gr->gr_gid;
+			} else if (optarg[0] >= '0' && optarg[0] <= '9' &&
+				   (v = strtoul(optarg, &end, 10), !*end) && v < UINT32_MAX) {
+				scfg.allowed_gid = (gid_t)v;
+			} else {
+				fprintf(stderr, TOOL ": no group named '%s'\n", optarg);
+				return 2;
+			}
+			scfg.allow_group = true;
+			break;
+		}
 		case 'L':
 			return zcv_v4l2_list(stdout) < 0 ? 1 : 0;
 		case 'i':

@@ -675,7 +675,7 @@ static bool peer_allowed(const struct zcv_server *srv, int fd, const struct ucre
 {
 	if (srv->cfg.allow_any_uid || cred->uid == geteuid())
 		return true;
-	if (srv->cfg.allowed_gid == (gid_t)-1)
+	if (!srv->cfg.allow_group)
 		return false;
 	if (cred->gid == srv->cfg.allowed_gid)
 		return true;
@@ -776,7 +776,7 @@ static int pool_check(const struct zcv_pool *pool)
 int zcv_server_create(const struct zcv_server_config *cfg, const struct zcv_server_callbacks *cbs,
 		      void *data, struct zcv_pool *pool, struct zcv_server **ret_server)
 {
-	static const struct zcv_server_config defaults = { .allowed_gid = (gid_t)-1 };
+	static const struct zcv_server_config defaults = { 0 };
 	struct epoll_event ev = { .events = EPOLLIN };
 	struct zcv_server *srv;
 	struct stat st;
@@ -837,7 +837,7 @@ int zcv_server_create(const struct zcv_server_config *cfg, const struct zcv_serv
 	}
 	/* Open the socket to the allowed group only when the file really is
 	 * that group's: otherwise 0660 would admit our own primary group. */
-	if (cfg->allowed_gid != (gid_t)-1 && (chown(srv->path, (uid_t)-1, cfg->allowed_gid) == 0 ||
+	if (cfg->allow_group && (chown(srv->path, (uid_t)-1, cfg->allowed_gid) == 0 ||
 					      st.st_gid == cfg->allowed_gid)) {
 		if (chmod(srv->path, 0660) < 0)
 			zcv_debug("server: chmod 0660 %s: %s", srv->path, strerror(errno));

@@ -399,7 +399,7 @@ static int run_one(const struct run_cfg *rc, unsigned n_buffers, struct run_res 
 {
 	struct zcv_layout layout;
 	struct producer p = { .n_cons = rc->n_cons };
-	struct zcv_server_config scfg = { .allowed_gid = (gid_t)-1 };
+	struct zcv_server_config scfg = { 0 };
 	char dir[] = "/tmp/zcv-bench-XXXXXX", sock[64], rep[MAX_CONSUMERS][80];
 	pid_t pids[MAX_CONSUMERS] = { 0 };
 	cpu_set_t saved_mask;

@@ -175,7 +175,7 @@ static struct zcv_pool *make_pool(struct env *e, const struct zcv_layout *l, uns
 
 static void env_start(struct env *e, struct zcv_server_config *cfg, unsigned n_buffers)
 {
-	struct zcv_server_config def = { .allowed_gid = (gid_t)-1 };
+	struct zcv_server_config def = { 0 };
 	struct zcv_layout l;
 
 	if (!cfg)
@@ -281,7 +281,6 @@ static void test_handshake(void **state)
 {
 	struct env e;
 	struct zcv_server_config cfg = {
-		.allowed_gid = (gid_t)-1,
 		.fps_num = 30,
 		.fps_den = 1,
 		.colorspace = 8,
@@ -427,7 +426,7 @@ static void test_release_gating(void **state)
 static void test_hold_limit(void **state)
 {
 	struct env e;
-	struct zcv_server_config cfg = { .allowed_gid = (gid_t)-1, .max_hold = 2 };
+	struct zcv_server_config cfg = { .max_hold = 2 };
 	struct zcv_consumer_info a, b;
 	struct sink *sa, *sb;
 
@@ -473,8 +472,7 @@ static void test_hold_limit(void **state)
 static void test_hold_timeout(void **state)
 {
 	struct env e;
-	struct zcv_server_config cfg = { .allowed_gid = (gid_t)-1,
-					 .hold_timeout_ns = 50 * 1000000ull };
+	struct zcv_server_config cfg = { 					 .hold_timeout_ns = 50 * 1000000ull };
 	struct zcv_consumer_info info;
 	struct pollfd pfd;
 	struct sink *s;
@@ -699,7 +697,7 @@ static void test_copy_tier(void **state)
  * the copy tier into a private pool laid out for it, with a reason. */
 static void test_constraints_admission(void **state)
 {
-	struct zcv_server_config cfg = { .allowed_gid = (gid_t)-1, .defer_admission = true };
+	struct zcv_server_config cfg = { .defer_admission = true };
 	struct zcv_client_constraints k = { 0 }, need = { .stride_align = 16, .height_align = 64 };
 	struct zcv_client_config ccfg = { .name = "aligned", .caps = ZCV_CLIENT_CAP_MEMFD };
 	const struct zcv_format_info *fi;
@@ -761,7 +759,7 @@ static void test_addr_in_use(void **state)
 {
 	struct env e;
 	struct zcv_server *srv2 = (struct zcv_server *)0x1;
-	struct zcv_server_config cfg = { .allowed_gid = (gid_t)-1 };
+	struct zcv_server_config cfg = { 0 };
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	struct zcv_pool *pool;
 	struct stat st;
@@ -1188,7 +1186,7 @@ static void test_server_end(void **state)
 static void test_consumer_limits(void **state)
 {
 	struct env e;
-	struct zcv_server_config cfg = { .allowed_gid = (gid_t)-1, .max_consumers = 1 };
+	struct zcv_server_config cfg = { .max_consumers = 1 };
 	struct zcv_consumer_info all[8];
 	unsigned n;
 
@@ -1286,7 +1284,7 @@ static int child_wait(struct env *e, pid_t pid)
 static void test_peer_policy(void **state)
 {
 	struct env e;
-	struct zcv_server_config cfg = { .allowed_gid = 4242 };
+	struct zcv_server_config cfg = { .allow_group = true, .allowed_gid = 4242 };
 	struct stat st;
 
 	if (geteuid() != 0) {
@@ -1312,6 +1310,25 @@ static void test_peer_policy(void **state)
 		assert_int_equal(all[1].end_error, -EACCES);
 		assert_int_equal(all[1].uid, 65534);
 	}
+	env_finish(&e);
+}
+
+/* A zeroed config admits the same uid only: gid 0 gets no special
+ * treatment (allowed_gid is 0 there, but allow_group is false). */
+static void test_peer_policy_default(void **state)
+{
+	struct env e;
+	struct zcv_server_config cfg = { 0 };
+
+	if (geteuid() != 0) {
+		skip();
+		return;
+	}
+	env_init(&e);
+	assert_int_equal(chmod(e.dir, 0711), 0);
+	env_start(&e, &cfg, 2);
+	assert_int_equal(chmod(e.path, 0666), 0);
+	assert_int_equal(child_wait(&e, child_connect(e.path, 65534, 0)), 1);
 	env_finish(&e);
 }
 
@@ -1359,6 +1376,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, zcv_test_fd_setup, zcv_test_fd_teardown)
 		T(test_handshake),
+		T(test_peer_policy_default),
 		T(test_frames_in_order),
 		T(test_publish_nobody),
 		T(test_release_gating),

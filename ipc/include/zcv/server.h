@@ -25,7 +25,8 @@ struct zcv_server_config {
 	uint32_t fps_num, fps_den; /* advertised frame rate; 0/1 unpaced */
 	uint32_t colorspace;       /* V4L2 colorspace, 0 default */
 	uint64_t modifier;         /* DRM modifier of the buffers, 0 linear */
-	gid_t allowed_gid;         /* (gid_t)-1: none; else peers of this gid are accepted too */
+	bool allow_group;          /* also accept peers of allowed_gid (a zeroed config: same uid only) */
+	gid_t allowed_gid;
 	bool allow_any_uid;        /* tests only: skip the same-uid check */
 	/* Appended. true: a consumer whose HELLO arrived waits (state
 	 * HANDSHAKE, hello_seen) until zcv_server_admit(), so the producer can
