@@ -22,7 +22,8 @@ static void on_frame(void *data, const struct zcv_client_frame *f)
 	const struct zcv_client_format *fmt = zcv_client_get_format(client);
 
 	printf("frame seq=%" PRIu64 " latency_us=%.1f fnv=%016" PRIx64 "\n", f->sequence,
-	       (double)(f->received_ns - f->timestamp_ns) / 1e3, zcv_frame_checksum(&fmt->layout, f->planes));
+	       (double)(f->received_ns - f->timestamp_ns) / 1e3,
+	       zcv_frame_checksum(&fmt->layout, f->planes));
 	zcv_client_release(client, f); /* hand the buffer back as soon as we are done */
 	if (frames_left && --frames_left == 0)
 		exit(0); /* the producer reclaims whatever we held at hang-up */
@@ -38,7 +39,8 @@ static void on_format(void *data, const struct zcv_client_format *fmt)
 
 int main(int argc, char **argv)
 {
-	struct zcv_client_config cfg = { .socket_path = argc > 1 ? argv[1] : NULL, .name = "print-sink" };
+	struct zcv_client_config cfg = { .socket_path = argc > 1 ? argv[1] : NULL,
+					 .name = "print-sink" };
 	struct zcv_client_callbacks cbs = { .format = on_format, .frame = on_frame };
 	int r;
 

@@ -18,8 +18,8 @@ int tool_parse_uint(const char *tool, const char *flag, const char *s, uint64_t 
 	errno = 0;
 	v = strtoull(s, &end, 10);
 	if (errno || end == s || *end || s[0] == '-' || v > max) {
-		fprintf(stderr, "%s: %s needs a whole number from 0 to %" PRIu64 ", not '%s'\n", tool,
-			flag, max, s);
+		fprintf(stderr, "%s: %s needs a whole number from 0 to %" PRIu64 ", not '%s'\n",
+			tool, flag, max, s);
 		return -EINVAL;
 	}
 	*ret = v;
@@ -33,7 +33,8 @@ int tool_parse_size(const char *tool, const char *s, uint32_t *ret_w, uint32_t *
 
 	if (sscanf(s, "%ux%u%c", &w, &h, &tail) != 2 || w == 0 || h == 0 || w > 16384 ||
 	    h > 16384) {
-		fprintf(stderr, "%s: --size needs WIDTHxHEIGHT, e.g. 1280x720 (1 to 16384), not '%s'\n",
+		fprintf(stderr,
+			"%s: --size needs WIDTHxHEIGHT, e.g. 1280x720 (1 to 16384), not '%s'\n",
 			tool, s);
 		return -EINVAL;
 	}
@@ -49,7 +50,8 @@ int tool_parse_fps(const char *tool, const char *s, uint32_t *ret_num, uint32_t 
 	int n = sscanf(s, "%u/%u%c", &num, &den, &tail);
 
 	if ((n != 1 && n != 2) || den == 0 || num > 1000 * den || strchr(s, '-')) {
-		fprintf(stderr, "%s: --fps needs a rate like 60 or 30000/1001 (0: unpaced), not '%s'\n",
+		fprintf(stderr,
+			"%s: --fps needs a rate like 60 or 30000/1001 (0: unpaced), not '%s'\n",
 			tool, s);
 		return -EINVAL;
 	}

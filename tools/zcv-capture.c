@@ -23,7 +23,7 @@
 struct capture {
 	FILE *checksums; /* --checksums: "sequence checksum" of frames published */
 	uint64_t checksum_every;
-	FILE *dump;      /* --dump-frames: every frame published, as captured (testing) */
+	FILE *dump; /* --dump-frames: every frame published, as captured (testing) */
 	struct zcv_server *srv;
 	struct zcv_source *src;
 	struct zcv_stats stats;
@@ -48,20 +48,25 @@ static void usage(FILE *f)
 		"  --pattern NAME       bars (default) or checkers\n"
 		"  --size WxH           frame size (pattern default 1280x720; V4L2: the driver's)\n"
 		"  --format FOURCC      NV12 (pattern default), I420, NV16, YUYV, UYVY, XRGB8888,\n"
-		"                       ARGB8888, GREY; V4L2 also NV12M/NV16M/YUV420M (a plane per fd)\n"
+		"                       ARGB8888, GREY; V4L2 also NV12M/NV16M/YUV420M (a plane per "
+		"fd)\n"
 		"  --fps N[/D]          frame rate; pattern: 0 = unpaced (default 30)\n"
 		"  --buffers N          buffers in the pool (default 6, 2..32)\n"
 		"  --frames N           stop after N frames, exit once consumers released them\n"
 		"  --wait-consumers N   start the source only once N consumers are streaming\n"
 		"  --socket PATH        socket path (default $XDG_RUNTIME_DIR/zcv/default.sock)\n"
 		"  --max-hold N         frames one consumer may hold at once (default 2)\n"
-		"  --group NAME|GID     also serve consumers of this group (default: same user only)\n"
+		"  --group NAME|GID     also serve consumers of this group (default: same user "
+		"only)\n"
 		"  --hold-timeout-ms N  evict a consumer holding a frame longer (default 1000)\n"
 		"  --stats-json PATH    write stats as JSON at exit\n"
-		"  --checksums PATH     write 'sequence checksum' of every frame as captured (testing)\n"
+		"  --checksums PATH     write 'sequence checksum' of every frame as captured "
+		"(testing)\n"
 		"  --checksum-every N   only every Nth frame and the last (default 1)\n"
-		"  --dump-frames PATH   write every frame as captured: a 32-byte header ('ZCVD', width,\n"
-		"                       height, fourcc, sequence, bytes) and the visible lines (testing)\n"
+		"  --dump-frames PATH   write every frame as captured: a 32-byte header ('ZCVD', "
+		"width,\n"
+		"                       height, fourcc, sequence, bytes) and the visible lines "
+		"(testing)\n"
 		"  --quiet              no progress lines\n"
 		"  --help\n");
 }
@@ -95,8 +100,10 @@ static void write_dump(struct capture *c, struct zcv_buffer *buf, uint64_t seq)
 	struct zcv_pool *pool = zcv_source_get_pool(c->src);
 	const struct zcv_layout *l = &pool->layout;
 	const struct zcv_format_info *fi = zcv_format_lookup(l->fourcc);
-	uint32_t hdr[8] = { 0x4456435a, l->width, l->height, l->fourcc, (uint32_t)seq,
-			    (uint32_t)(seq >> 32), 0, 0 };
+	uint32_t hdr[8] = {
+		0x4456435a, l->width, l->height, l->fourcc, (uint32_t)seq, (uint32_t)(seq >> 32),
+		0,          0
+	};
 
 	if (!fi || zcv_pool_map(pool, buf->index, PROT_READ) < 0)
 		return;
@@ -125,8 +132,8 @@ static void on_frame(void *data, struct zcv_buffer *buf, const struct zcv_frame_
 
 	/* every Nth frame and the last: a checksum reads the whole frame,
 	 * which slows an emulated guest enough to lose frames */
-	if (c->checksums && (c->stats.frames % c->checksum_every == 0 ||
-			     (meta->flags & ZCV_FRAME_FLAG_LAST)))
+	if (c->checksums &&
+	    (c->stats.frames % c->checksum_every == 0 || (meta->flags & ZCV_FRAME_FLAG_LAST)))
 		write_checksum(c, buf, meta->sequence);
 	if (c->dump)
 		write_dump(c, buf, meta->sequence);
@@ -160,7 +167,8 @@ static void on_joined(void *data, const struct zcv_consumer_info *ci)
 
 	if (!c->quiet)
 		fprintf(stderr, TOOL ": consumer %u '%s' (pid %d) joined, path %s%s%s%s\n", ci->id,
-			ci->name, (int)ci->pid, paths[ci->path >= 1 && ci->path <= 3 ? ci->path : 0],
+			ci->name, (int)ci->pid,
+			paths[ci->path >= 1 && ci->path <= 3 ? ci->path : 0],
 			ci->path_reason[0] ? " (" : "", ci->path_reason,
 			ci->path_reason[0] ? ")" : "");
 	maybe_start(c);
@@ -189,24 +197,32 @@ static void on_hello(void *data, const struct zcv_consumer_info *ci)
 	fit.height_align = k.height_align;
 	if (zcv_pool_meets(zcv_source_get_pool(c->src), &k, c->alloc, sizeof(c->alloc))) {
 		r = 0;
-		snprintf(c->alloc, sizeof(c->alloc), "the %s buffers as allocated fit every consumer",
-			 zcv_source_path(c->src));
+		snprintf(c->alloc, sizeof(c->alloc),
+			 "the %s buffers as allocated fit every consumer", zcv_source_path(c->src));
 	} else {
 		r = zcv_source_fit(c->src, &fit, c->alloc, sizeof(c->alloc));
 	}
 	if (r == 1 && zcv_server_set_pool(c->srv, zcv_source_get_pool(c->src)) < 0)
 		r = -EINVAL;
 	if (!c->quiet || r < 0)
-		fprintf(stderr, TOOL ": allocation for %u consumer%s (stride align %u, height align %u): %s%s\n",
-			zcv_server_pending_count(c->srv), zcv_server_pending_count(c->srv) == 1 ? "" : "s",
-			fit.stride_align ? fit.stride_align : 1, fit.height_align ? fit.height_align : 1,
-			r == 1 ? "reallocated: " : r == 0 ? "" : "cannot fit: ", c->alloc);
+		fprintf(stderr,
+			TOOL
+			": allocation for %u consumer%s (stride align %u, height align %u): %s%s\n",
+			zcv_server_pending_count(c->srv),
+			zcv_server_pending_count(c->srv) == 1 ? "" : "s",
+			fit.stride_align ? fit.stride_align : 1,
+			fit.height_align ? fit.height_align : 1,
+			r == 1 ? "reallocated: " :
+			r == 0 ? "" :
+				 "cannot fit: ",
+			c->alloc);
 	if (r < 0 && !zcv_source_get_pool(c->src)) {
 		c->fatal = r;
 		return;
 	}
 	if (r < 0 && !c->quiet)
-		fprintf(stderr, TOOL ": consumers whose needs the buffers do not meet get the copy tier\n");
+		fprintf(stderr,
+			TOOL ": consumers whose needs the buffers do not meet get the copy tier\n");
 	zcv_server_admit(c->srv);
 }
 
@@ -215,7 +231,9 @@ static void on_left(void *data, const struct zcv_consumer_info *ci)
 	struct capture *c = data;
 
 	if (!c->quiet)
-		fprintf(stderr, TOOL ": consumer %u '%s' left: %s (sent %" PRIu64 ", skipped %" PRIu64 ")\n",
+		fprintf(stderr,
+			TOOL ": consumer %u '%s' left: %s (sent %" PRIu64 ", skipped %" PRIu64
+			     ")\n",
 			ci->id, ci->name, ci->end_reason[0] ? ci->end_reason : "hung up",
 			ci->frames_sent, ci->skipped);
 }
@@ -230,13 +248,15 @@ static void consumers_json(struct capture *c, struct tool_json *j)
 	tool_json_add(j, "\"consumers\": [");
 	for (unsigned i = 0; i < n; i++)
 		tool_json_add(j,
-			      "%s{\"id\": %u, \"name\": \"%s\", \"pid\": %d, \"path\": \"%s\", \"path_reason\": \"%s\", "
+			      "%s{\"id\": %u, \"name\": \"%s\", \"pid\": %d, \"path\": \"%s\", "
+			      "\"path_reason\": \"%s\", "
 			      "\"frames_sent\": %" PRIu64 ", \"skipped\": %" PRIu64
-			      ", \"copied_bytes\": %" PRIu64 ", \"end_error\": %d, \"end_reason\": \"%s\"}",
+			      ", \"copied_bytes\": %" PRIu64
+			      ", \"end_error\": %d, \"end_reason\": \"%s\"}",
 			      i ? ", " : "", ci[i].id, ci[i].name, (int)ci[i].pid,
-			      paths[ci[i].path >= 1 && ci[i].path <= 3 ? ci[i].path : 0], ci[i].path_reason,
-			      ci[i].frames_sent, ci[i].skipped, ci[i].copied_bytes, ci[i].end_error,
-			      ci[i].end_reason);
+			      paths[ci[i].path >= 1 && ci[i].path <= 3 ? ci[i].path : 0],
+			      ci[i].path_reason, ci[i].frames_sent, ci[i].skipped,
+			      ci[i].copied_bytes, ci[i].end_error, ci[i].end_reason);
 	tool_json_add(j, "]");
 }
 
@@ -271,7 +291,11 @@ int main(int argc, char **argv)
 	struct zcv_v4l2_source_config vcfg = { .input = -1 };
 	bool size_set = false, fps_set = false;
 	struct zcv_pattern_source_config pcfg = {
-		.fourcc = ZCV_FMT_NV12, .width = 1280, .height = 720, .fps_num = 30, .fps_den = 1,
+		.fourcc = ZCV_FMT_NV12,
+		.width = 1280,
+		.height = 720,
+		.fps_num = 30,
+		.fps_den = 1,
 	};
 	struct zcv_server_config scfg = { 0 };
 	struct capture c = { .checksum_every = 1 };
@@ -283,10 +307,13 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
-		case 's': source = optarg; break;
+		case 's':
+			source = optarg;
+			break;
 		case 'p':
 			if (zcv_pattern_from_name(optarg, &pcfg.pattern) < 0) {
-				fprintf(stderr, TOOL ": unknown --pattern '%s' (bars, checkers)\n", optarg);
+				fprintf(stderr, TOOL ": unknown --pattern '%s' (bars, checkers)\n",
+					optarg);
 				return 2;
 			}
 			break;
@@ -334,11 +361,18 @@ int main(int argc, char **argv)
 				return 2;
 			vcfg.input = (int)v;
 			break;
-		case 'D': vcfg.dv_timings = optarg; break;
-		case 'Z': vcfg.require_zero_copy = true; break;
-		case 'C': vcfg.force_copy = true; break;
+		case 'D':
+			vcfg.dv_timings = optarg;
+			break;
+		case 'Z':
+			vcfg.require_zero_copy = true;
+			break;
+		case 'C':
+			vcfg.force_copy = true;
+			break;
 		case 'b':
-			if (tool_parse_uint(TOOL, "--buffers", optarg, ZCV_POOL_MAX_BUFFERS, &v) < 0)
+			if (tool_parse_uint(TOOL, "--buffers", optarg, ZCV_POOL_MAX_BUFFERS, &v) <
+			    0)
 				return 2;
 			if (v < 2) {
 				fprintf(stderr, TOOL ": --buffers needs at least 2\n");
@@ -352,12 +386,16 @@ int main(int argc, char **argv)
 			vcfg.frames = pcfg.frames;
 			break;
 		case 'w':
-			if (tool_parse_uint(TOOL, "--wait-consumers", optarg, 64, &c.wait_consumers) < 0)
+			if (tool_parse_uint(TOOL, "--wait-consumers", optarg, 64,
+					    &c.wait_consumers) < 0)
 				return 2;
 			break;
-		case 'k': scfg.socket_path = optarg; break;
+		case 'k':
+			scfg.socket_path = optarg;
+			break;
 		case 'm':
-			if (tool_parse_uint(TOOL, "--max-hold", optarg, ZCV_POOL_MAX_BUFFERS, &v) < 0)
+			if (tool_parse_uint(TOOL, "--max-hold", optarg, ZCV_POOL_MAX_BUFFERS, &v) <
+			    0)
 				return 2;
 			if (v < 1) {
 				fprintf(stderr, TOOL ": --max-hold needs at least 1\n");
@@ -370,9 +408,12 @@ int main(int argc, char **argv)
 				return 2;
 			scfg.hold_timeout_ns = v * 1000000ull;
 			break;
-		case 'j': stats_path = optarg; break;
+		case 'j':
+			stats_path = optarg;
+			break;
 		case 'e':
-			if (tool_parse_uint(TOOL, "--checksum-every", optarg, UINT32_MAX, &c.checksum_every) < 0 ||
+			if (tool_parse_uint(TOOL, "--checksum-every", optarg, UINT32_MAX,
+					    &c.checksum_every) < 0 ||
 			    c.checksum_every == 0) {
 				fprintf(stderr, TOOL ": --checksum-every needs a number from 1\n");
 				return 2;
@@ -381,20 +422,28 @@ int main(int argc, char **argv)
 		case 'x':
 			c.checksums = fopen(optarg, "we");
 			if (!c.checksums) {
-				fprintf(stderr, TOOL ": cannot write %s: %s\n", optarg, strerror(errno));
+				fprintf(stderr, TOOL ": cannot write %s: %s\n", optarg,
+					strerror(errno));
 				return 1;
 			}
 			break;
 		case 'X':
 			c.dump = fopen(optarg, "we");
 			if (!c.dump) {
-				fprintf(stderr, TOOL ": cannot write %s: %s\n", optarg, strerror(errno));
+				fprintf(stderr, TOOL ": cannot write %s: %s\n", optarg,
+					strerror(errno));
 				return 1;
 			}
 			break;
-		case 'q': c.quiet = true; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'q':
+			c.quiet = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (optind < argc) {
@@ -402,7 +451,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (strcmp(source, "pattern") && strncmp(source, "/dev/", 5)) {
-		fprintf(stderr, TOOL ": unknown --source '%s': use 'pattern' or a device such as /dev/video0\n",
+		fprintf(stderr,
+			TOOL
+			": unknown --source '%s': use 'pattern' or a device such as /dev/video0\n",
 			source);
 		return 2;
 	}
@@ -411,13 +462,15 @@ int main(int argc, char **argv)
 	if (!strcmp(source, "pattern")) {
 		scfg.fps_num = pcfg.fps_num;
 		scfg.fps_den = pcfg.fps_num ? pcfg.fps_den : 1;
-		r = zcv_pattern_source_create(&pcfg, &(struct zcv_source_callbacks){ .frame = on_frame },
-					      &c, &c.src);
+		r = zcv_pattern_source_create(
+			&pcfg, &(struct zcv_source_callbacks){ .frame = on_frame }, &c, &c.src);
 		if (r < 0) {
-			fprintf(stderr, TOOL ": cannot create the pattern source (%ux%u): %s\n", pcfg.width,
-				pcfg.height, strerror(-r));
+			fprintf(stderr, TOOL ": cannot create the pattern source (%ux%u): %s\n",
+				pcfg.width, pcfg.height, strerror(-r));
 			if (r == -EINVAL)
-				fprintf(stderr, TOOL ": the size must suit the format (4:2:x formats need an even width, 4:2:0 an even height)\n");
+				fprintf(stderr,
+					TOOL ": the size must suit the format (4:2:x formats need "
+					     "an even width, 4:2:0 an even height)\n");
 			goto out;
 		}
 	} else {
@@ -432,8 +485,9 @@ int main(int argc, char **argv)
 			vcfg.fps_num = pcfg.fps_num;
 			vcfg.fps_den = pcfg.fps_den;
 		}
-		r = zcv_v4l2_source_create(&vcfg, &(struct zcv_source_callbacks){ .frame = on_frame },
-					   &c, &c.src, &why);
+		r = zcv_v4l2_source_create(&vcfg,
+					   &(struct zcv_source_callbacks){ .frame = on_frame }, &c,
+					   &c.src, &why);
 		if (r < 0) {
 			fprintf(stderr, TOOL ": %s\n", why);
 			goto out;
@@ -452,20 +506,24 @@ int main(int argc, char **argv)
 			      &c, zcv_source_get_pool(c.src), &c.srv);
 	if (r < 0) {
 		if (r == -EADDRINUSE)
-			fprintf(stderr, TOOL ": another producer is already serving %s; stop it or pass a different --socket\n",
+			fprintf(stderr,
+				TOOL ": another producer is already serving %s; stop it or pass a "
+				     "different --socket\n",
 				scfg.socket_path ? scfg.socket_path : "the default socket");
 		else
 			fprintf(stderr, TOOL ": cannot listen on %s: %s\n",
-				scfg.socket_path ? scfg.socket_path : "the default socket", strerror(-r));
+				scfg.socket_path ? scfg.socket_path : "the default socket",
+				strerror(-r));
 		goto out;
 	}
 	sfd = tool_signalfd();
 	if (!c.quiet) {
 		const struct zcv_layout *l = &zcv_source_get_pool(c.src)->layout;
 
-		fprintf(stderr, TOOL ": serving %ux%u %s from %s (%s) on %s%s\n", l->width, l->height,
-			zcv_format_lookup(l->fourcc)->name, source, zcv_source_path(c.src),
-			zcv_server_socket_path(c.srv), c.wait_consumers ? ", waiting for consumers" : "");
+		fprintf(stderr, TOOL ": serving %ux%u %s from %s (%s) on %s%s\n", l->width,
+			l->height, zcv_format_lookup(l->fourcc)->name, source,
+			zcv_source_path(c.src), zcv_server_socket_path(c.srv),
+			c.wait_consumers ? ", waiting for consumers" : "");
 	}
 	maybe_start(&c);
 
@@ -502,14 +560,17 @@ int main(int argc, char **argv)
 				goto out;
 			}
 			if (c.fatal) {
-				zcv_server_end(c.srv, c.fatal, "the producer could not allocate its buffers");
+				zcv_server_end(c.srv, c.fatal,
+					       "the producer could not allocate its buffers");
 				goto out;
 			}
 		}
 		if (pfd[1].revents && c.started) {
 			r = zcv_source_dispatch(c.src);
 			if (r == -ENODEV) {
-				fprintf(stderr, TOOL ": the capture device %s is gone (disconnected); ending the stream\n",
+				fprintf(stderr,
+					TOOL ": the capture device %s is gone (disconnected); "
+					     "ending the stream\n",
 					source);
 				zcv_server_end(c.srv, r, "capture device disconnected");
 				goto out;
@@ -523,8 +584,10 @@ int main(int argc, char **argv)
 				/* the last frame is out: wait for its release */
 				zcv_server_end(c.srv, 0, "end of stream");
 				ending = true;
-				end_deadline = zcv_now_ns() + (scfg.hold_timeout_ns ? scfg.hold_timeout_ns :
-										1000000000ull) + 1000000000ull;
+				end_deadline = zcv_now_ns() +
+					       (scfg.hold_timeout_ns ? scfg.hold_timeout_ns :
+								       1000000000ull) +
+					       1000000000ull;
 			}
 		}
 	}
@@ -546,7 +609,8 @@ out:
 				struct stat st = { 0 };
 
 				fstat(pool->buffers[i].fds[f], &st);
-				tool_json_add(&j, "%s%llu", i || f ? ", " : "", (unsigned long long)st.st_ino);
+				tool_json_add(&j, "%s%llu", i || f ? ", " : "",
+					      (unsigned long long)st.st_ino);
 			}
 		tool_json_add(&j, "]");
 		c.stats.path = zcv_source_path(c.src);
@@ -563,11 +627,14 @@ out:
 		fclose(c.dump);
 	if (stats_path) {
 		/* every fd the run opened is closed by now: start and end must match */
-		tool_json_add(&j, ", \"tool\": \"" TOOL "\", \"fds_at_start\": %d, \"fds_at_end\": %d",
+		tool_json_add(&j,
+			      ", \"tool\": \"" TOOL "\", \"fds_at_start\": %d, \"fds_at_end\": %d",
 			      fds_start, tool_count_fds());
-		r = zcv_stats_write_json_file(&c.stats, stats_path, j.buf[0] == ',' ? j.buf + 2 : j.buf);
+		r = zcv_stats_write_json_file(&c.stats, stats_path,
+					      j.buf[0] == ',' ? j.buf + 2 : j.buf);
 		if (r < 0)
-			fprintf(stderr, TOOL ": cannot write stats to %s: %s\n", stats_path, strerror(-r));
+			fprintf(stderr, TOOL ": cannot write stats to %s: %s\n", stats_path,
+				strerror(-r));
 	}
 	zcv_stats_finish(&c.stats);
 	return ret;

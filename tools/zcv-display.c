@@ -196,7 +196,7 @@ static int dump_shown(struct viewer *v, const char *path, uint64_t *ret_sum)
 {
 	const struct zcv_client_frame *f = zcv_display_shown(v->disp);
 	const struct zcv_client_format *fmt = zcv_client_get_format(v->client);
-	const uint8_t *planes[ZCV_MAX_PLANES] = {0};
+	const uint8_t *planes[ZCV_MAX_PLANES] = { 0 };
 	FILE *out = NULL;
 	int r = 0;
 
@@ -224,34 +224,36 @@ static int dump_shown(struct viewer *v, const char *path, uint64_t *ret_sum)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"device", required_argument, NULL, 'd'},
-		{"connector", required_argument, NULL, 'C'},
-		{"mode", required_argument, NULL, 'm'},
-		{"scale", no_argument, NULL, 'S'},
-		{"legacy", no_argument, NULL, 'L'},
-		{"force-copy", no_argument, NULL, 'F'},
-		{"frames", required_argument, NULL, 'n'},
-		{"max-hold", required_argument, NULL, 'H'},
-		{"socket", required_argument, NULL, 'k'},
-		{"name", required_argument, NULL, 'N'},
-		{"snapshot", required_argument, NULL, 'p'},
-		{"snapshot-raw", required_argument, NULL, 'r'},
-		{"stats-json", required_argument, NULL, 'j'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+		{ "device", required_argument, NULL, 'd' },
+		{ "connector", required_argument, NULL, 'C' },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "scale", no_argument, NULL, 'S' },
+		{ "legacy", no_argument, NULL, 'L' },
+		{ "force-copy", no_argument, NULL, 'F' },
+		{ "frames", required_argument, NULL, 'n' },
+		{ "max-hold", required_argument, NULL, 'H' },
+		{ "socket", required_argument, NULL, 'k' },
+		{ "name", required_argument, NULL, 'N' },
+		{ "snapshot", required_argument, NULL, 'p' },
+		{ "snapshot-raw", required_argument, NULL, 'r' },
+		{ "stats-json", required_argument, NULL, 'j' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
 	};
-	struct zcv_display_config dcfg = {0};
-	struct zcv_display_callbacks dcbs = {
-		.release = on_release, .flipped = on_flipped, .fallback = on_fallback};
-	struct zcv_client_config cfg = {.name = TOOL, .max_hold = 3};
-	struct zcv_client_callbacks cbs = {
-		.format = on_format, .frame = on_frame, .closed = on_closed};
-	struct viewer v = {0};
-	struct zcv_display_image img = {0};
-	struct zcv_display_stats ds = {0};
-	struct zcv_display_info di = {0};
-	struct tool_json j = {.len = 0};
+	struct zcv_display_config dcfg = { 0 };
+	struct zcv_display_callbacks dcbs = { .release = on_release,
+					      .flipped = on_flipped,
+					      .fallback = on_fallback };
+	struct zcv_client_config cfg = { .name = TOOL, .max_hold = 3 };
+	struct zcv_client_callbacks cbs = { .format = on_format,
+					    .frame = on_frame,
+					    .closed = on_closed };
+	struct viewer v = { 0 };
+	struct zcv_display_image img = { 0 };
+	struct zcv_display_stats ds = { 0 };
+	struct zcv_display_info di = { 0 };
+	struct tool_json j = { .len = 0 };
 	const char *stats_path = NULL, *snap_path = NULL, *raw_path = NULL;
 	char err[1024] = "";
 	uint64_t u, shown_sum = 0;
@@ -331,8 +333,8 @@ int main(int argc, char **argv)
 		const char *hint = "";
 
 		if (e == -ENOENT)
-			hint = dcfg.device ? " (check the path: ls /dev/dri)"
-					   : " (no KMS display driver is loaded on this machine)";
+			hint = dcfg.device ? " (check the path: ls /dev/dri)" :
+					     " (no KMS display driver is loaded on this machine)";
 		else if (e == -ENODEV)
 			hint = "; connect a display, or pick another card with --device";
 		else if (e == -EINVAL && dcfg.width)
@@ -364,9 +366,9 @@ int main(int argc, char **argv)
 	}
 	sfd = tool_signalfd();
 	while (!v.done) {
-		struct pollfd pfd[3] = {{.fd = zcv_client_get_fd(v.client), .events = POLLIN},
-					{.fd = zcv_display_get_fd(v.disp), .events = POLLIN},
-					{.fd = sfd, .events = POLLIN}};
+		struct pollfd pfd[3] = { { .fd = zcv_client_get_fd(v.client), .events = POLLIN },
+					 { .fd = zcv_display_get_fd(v.disp), .events = POLLIN },
+					 { .fd = sfd, .events = POLLIN } };
 
 		if (poll(pfd, 3, -1) < 0 && errno != EINTR)
 			break;

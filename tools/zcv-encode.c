@@ -14,7 +14,7 @@
 #include <zcv/stats.h>
 #include "tool_common.h"
 
-#define TOOL "zcv-encode"
+#define TOOL     "zcv-encode"
 #define MAX_HELD 32
 
 struct held {
@@ -43,23 +43,25 @@ struct encode {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: " TOOL " -o FILE [options]\n"
-		   "Encode a zcv stream with a V4L2 memory-to-memory encoder, importing the\n"
-		   "producer's buffers (no copy), and write the bitstream to FILE.\n\n"
-		   "  -o, --output FILE    bitstream file, '-' for standard output\n"
-		   "  --device DEV         encoder device (default: the first mem2mem device whose\n"
-		   "                       CAPTURE side offers a compressed format)\n"
-		   "  --codec FOURCC       coded format to pick among encoders (e.g. FWHT, H264)\n"
-		   "  --bitrate BPS        target bitrate, where the driver has the control\n"
-		   "  --gop N              keyframe interval in frames, where the driver has it\n"
-		   "  --frames N           encode N frames, then drain and exit\n"
-		   "  --max-hold N         frames in the encoder at once (default 4)\n"
-		   "  --socket PATH        producer socket (default: the default path)\n"
-		   "  --name NAME          consumer name shown by the producer (default zcv-encode)\n"
-		   "  --frame-log PATH     write the producer sequence of every encoded frame (testing)\n"
-		   "  --list               list the encoders found and exit\n"
-		   "  --stats-json PATH    write stats as JSON at exit\n"
-		   "  --help\n");
+	fprintf(f,
+		"Usage: " TOOL " -o FILE [options]\n"
+		"Encode a zcv stream with a V4L2 memory-to-memory encoder, importing the\n"
+		"producer's buffers (no copy), and write the bitstream to FILE.\n\n"
+		"  -o, --output FILE    bitstream file, '-' for standard output\n"
+		"  --device DEV         encoder device (default: the first mem2mem device whose\n"
+		"                       CAPTURE side offers a compressed format)\n"
+		"  --codec FOURCC       coded format to pick among encoders (e.g. FWHT, H264)\n"
+		"  --bitrate BPS        target bitrate, where the driver has the control\n"
+		"  --gop N              keyframe interval in frames, where the driver has it\n"
+		"  --frames N           encode N frames, then drain and exit\n"
+		"  --max-hold N         frames in the encoder at once (default 4)\n"
+		"  --socket PATH        producer socket (default: the default path)\n"
+		"  --name NAME          consumer name shown by the producer (default zcv-encode)\n"
+		"  --frame-log PATH     write the producer sequence of every encoded frame "
+		"(testing)\n"
+		"  --list               list the encoders found and exit\n"
+		"  --stats-json PATH    write stats as JSON at exit\n"
+		"  --help\n");
 }
 
 static void fail_now(struct encode *e, int error)
@@ -108,7 +110,8 @@ static void on_packet(void *data, const void *buf, size_t len, uint64_t seq, uin
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			fprintf(stderr, TOOL ": writing the bitstream failed: %s\n", strerror(errno));
+			fprintf(stderr, TOOL ": writing the bitstream failed: %s\n",
+				strerror(errno));
 			fail_now(e, -errno);
 			return;
 		}
@@ -121,8 +124,9 @@ static void on_packet(void *data, const void *buf, size_t len, uint64_t seq, uin
 	e->frames_out++;
 	e->keyframes += key;
 	if (getenv("ZCV_ENCODE_TRACE"))
-		fprintf(stderr, TOOL ": trace: packet seq %llu len %zu at %llu\n", (unsigned long long)seq,
-			(size_t)(p - (const uint8_t *)buf), (unsigned long long)now);
+		fprintf(stderr, TOOL ": trace: packet seq %llu len %zu at %llu\n",
+			(unsigned long long)seq, (size_t)(p - (const uint8_t *)buf),
+			(unsigned long long)now);
 	if (!e->stats.start_ns)
 		e->stats.start_ns = now;
 	e->stats.end_ns = now;
@@ -140,8 +144,10 @@ static void on_format(void *data, const struct zcv_client_format *fmt)
 	if (e->started) {
 		/* a new pool generation with the same layout is fine: DMABUF slots
 		 * re-import whatever fd comes at their index */
-		if (memcmp(&fmt->layout, &e->layout, sizeof(e->layout)) || fmt->n_buffers > e->n_buffers) {
-			fprintf(stderr, TOOL ": the stream changed format mid-stream; restart " TOOL "\n");
+		if (memcmp(&fmt->layout, &e->layout, sizeof(e->layout)) ||
+		    fmt->n_buffers > e->n_buffers) {
+			fprintf(stderr,
+				TOOL ": the stream changed format mid-stream; restart " TOOL "\n");
 			fail_now(e, -EINVAL);
 		}
 		e->path = fmt->path;
@@ -208,7 +214,8 @@ static void on_frame(void *data, const struct zcv_client_frame *f)
 	e->held[slot].frame = *f;
 	if (getenv("ZCV_ENCODE_TRACE"))
 		fprintf(stderr, TOOL ": trace: queue seq %llu index %u slot %u at %llu\n",
-			(unsigned long long)f->sequence, f->index, slot, (unsigned long long)zcv_now_ns());
+			(unsigned long long)f->sequence, f->index, slot,
+			(unsigned long long)zcv_now_ns());
 	r = zcv_encoder_queue(e->enc, &ef);
 	if (r < 0) {
 		e->held[slot].used = false;
@@ -272,9 +279,12 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct zcv_client_config ccfg = { .name = TOOL, .caps = ZCV_CLIENT_CAP_DMABUF | ZCV_CLIENT_CAP_MEMFD,
+	struct zcv_client_config ccfg = { .name = TOOL,
+					  .caps = ZCV_CLIENT_CAP_DMABUF | ZCV_CLIENT_CAP_MEMFD,
 					  .max_hold = 4 };
-	struct zcv_client_callbacks cbs = { .format = on_format, .frame = on_frame, .closed = on_closed };
+	struct zcv_client_callbacks cbs = { .format = on_format,
+					    .frame = on_frame,
+					    .closed = on_closed };
 	struct zcv_encoder_callbacks ecbs = { .done = on_done, .packet = on_packet };
 	struct zcv_encoder_config ecfg = { 0 };
 	struct zcv_encoder_needs needs = { 0 };
@@ -286,11 +296,18 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'o': out = optarg; break;
-		case 'd': ecfg.device = optarg; break;
+		case 'o':
+			out = optarg;
+			break;
+		case 'd':
+			ecfg.device = optarg;
+			break;
 		case 'c':
 			if (strlen(optarg) < 1 || strlen(optarg) > 4) {
-				fprintf(stderr, TOOL ": --codec needs a fourcc such as FWHT or H264, not '%s'\n", optarg);
+				fprintf(stderr,
+					TOOL
+					": --codec needs a fourcc such as FWHT or H264, not '%s'\n",
+					optarg);
 				return 2;
 			} else {
 				char c4[5] = "    ";
@@ -310,30 +327,44 @@ int main(int argc, char **argv)
 			ecfg.gop = (int)v;
 			break;
 		case 'n':
-			if (tool_parse_uint(TOOL, "--frames", optarg, UINT32_MAX, &e.max_frames) < 0)
+			if (tool_parse_uint(TOOL, "--frames", optarg, UINT32_MAX, &e.max_frames) <
+			    0)
 				return 2;
 			break;
 		case 'm':
-			if (tool_parse_uint(TOOL, "--max-hold", optarg, MAX_HELD, &v) < 0 || v < 1) {
+			if (tool_parse_uint(TOOL, "--max-hold", optarg, MAX_HELD, &v) < 0 ||
+			    v < 1) {
 				if (v < 1)
 					fprintf(stderr, TOOL ": --max-hold needs at least 1\n");
 				return 2;
 			}
 			ccfg.max_hold = (unsigned)v;
 			break;
-		case 'k': ccfg.socket_path = optarg; break;
-		case 'N': ccfg.name = optarg; break;
+		case 'k':
+			ccfg.socket_path = optarg;
+			break;
+		case 'N':
+			ccfg.name = optarg;
+			break;
 		case 'F':
 			e.frame_log = fopen(optarg, "we");
 			if (!e.frame_log) {
-				fprintf(stderr, TOOL ": cannot write %s: %s\n", optarg, strerror(errno));
+				fprintf(stderr, TOOL ": cannot write %s: %s\n", optarg,
+					strerror(errno));
 				return 1;
 			}
 			break;
-		case 'j': stats_path = optarg; break;
-		case 'L': return list_encoders();
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'j':
+			stats_path = optarg;
+			break;
+		case 'L':
+			return list_encoders();
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (!out || optind < argc) {
@@ -347,10 +378,13 @@ int main(int argc, char **argv)
 	if (!ecfg.device) {
 		r = zcv_encoder_find(ecfg.codec, devpath, sizeof(devpath), &why);
 		if (r < 0) {
-			fprintf(stderr, TOOL ": no V4L2 encoder found. Looked for a memory-to-memory device "
-					"whose CAPTURE queue offers a compressed format%s; found: %s. "
-					"Load an encoder driver (e.g. vicodec) or pass --device.\n",
-				ecfg.codec ? " (the --codec asked for)" : "", why ? why : strerror(-r));
+			fprintf(stderr,
+				TOOL
+				": no V4L2 encoder found. Looked for a memory-to-memory device "
+				"whose CAPTURE queue offers a compressed format%s; found: %s. "
+				"Load an encoder driver (e.g. vicodec) or pass --device.\n",
+				ecfg.codec ? " (the --codec asked for)" : "",
+				why ? why : strerror(-r));
 			goto out;
 		}
 		ecfg.device = devpath;
@@ -369,7 +403,8 @@ int main(int argc, char **argv)
 	} else {
 		e.out_fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (e.out_fd < 0) {
-			fprintf(stderr, TOOL ": cannot open %s for writing: %s\n", out, strerror(errno));
+			fprintf(stderr, TOOL ": cannot open %s for writing: %s\n", out,
+				strerror(errno));
 			goto out;
 		}
 	}
@@ -385,15 +420,18 @@ int main(int argc, char **argv)
 	{
 		char a[5];
 
-		fprintf(stderr, ", codec %s; it needs strides aligned to %u and heights to %u lines\n",
-			zcv_fourcc_str(zcv_encoder_codec(e.enc), a), needs.stride_align, needs.height_align);
+		fprintf(stderr,
+			", codec %s; it needs strides aligned to %u and heights to %u lines\n",
+			zcv_fourcc_str(zcv_encoder_codec(e.enc), a), needs.stride_align,
+			needs.height_align);
 	}
 	sfd = tool_signalfd();
 	for (;;) {
 		bool enc_poll = e.started && zcv_encoder_streaming(e.enc) && !e.drained;
 		struct pollfd pfd[3] = {
 			{ .fd = e.closed ? -1 : zcv_client_get_fd(e.client), .events = POLLIN },
-			{ .fd = enc_poll ? zcv_encoder_get_fd(e.enc) : -1, .events = POLLIN | POLLOUT | POLLPRI },
+			{ .fd = enc_poll ? zcv_encoder_get_fd(e.enc) : -1,
+			  .events = POLLIN | POLLOUT | POLLPRI },
 			{ .fd = sfd, .events = POLLIN },
 		};
 
@@ -453,7 +491,8 @@ out:
 	if (stats_path) {
 		struct tool_json j = { .len = 0 };
 		double secs = e.stats.end_ns > e.first_in_ns && e.first_in_ns ?
-				      (double)(e.stats.end_ns - e.first_in_ns) / 1e9 : 0;
+				      (double)(e.stats.end_ns - e.first_in_ns) / 1e9 :
+				      0;
 		char a[5] = "none";
 
 		if (e.enc)
@@ -461,23 +500,29 @@ out:
 		e.stats.frames = e.frames_out;
 		e.stats.copied_bytes = zcv_copied_bytes_get() + e.copy_frame_bytes;
 		e.stats.path = e.path ? zcv_path_name(e.path) : NULL;
-		tool_json_add(&j, "\"tool\": \"" TOOL "\", \"frames_in\": %" PRIu64 ", \"frames_out\": %" PRIu64
-				  ", \"bytes_out\": %" PRIu64 ", \"keyframes\": %" PRIu64
-				  ", \"not_encoded\": %" PRIu64 ", \"encoder_fps\": %.2f"
-				  ", \"device\": \"%s\", \"codec\": \"%s\", \"stride_align\": %u, \"height_align\": %u",
+		tool_json_add(&j,
+			      "\"tool\": \"" TOOL "\", \"frames_in\": %" PRIu64
+			      ", \"frames_out\": %" PRIu64 ", \"bytes_out\": %" PRIu64
+			      ", \"keyframes\": %" PRIu64 ", \"not_encoded\": %" PRIu64
+			      ", \"encoder_fps\": %.2f"
+			      ", \"device\": \"%s\", \"codec\": \"%s\", \"stride_align\": %u, "
+			      "\"height_align\": %u",
 			      e.frames_in, e.frames_out, e.bytes_out, e.keyframes, e.not_encoded,
 			      secs > 0 ? (double)e.frames_out / secs : 0.0,
 			      e.enc ? zcv_encoder_device(e.enc) : "", a, needs.stride_align,
 			      needs.height_align);
 		r = zcv_stats_write_json_file(&e.stats, stats_path, j.buf);
 		if (r < 0)
-			fprintf(stderr, TOOL ": cannot write stats to %s: %s\n", stats_path, strerror(-r));
+			fprintf(stderr, TOOL ": cannot write stats to %s: %s\n", stats_path,
+				strerror(-r));
 	}
 	if (e.frames_out || e.frames_in)
-		fprintf(stderr, TOOL ": %" PRIu64 " frames in, %" PRIu64 " out (%" PRIu64 " bytes), %" PRIu64
-				" skipped by the producer, %" PRIu64 " not encoded\n",
-			e.frames_in, e.frames_out, e.bytes_out, e.client ? zcv_client_dropped(e.client) : 0,
-			e.not_encoded);
+		fprintf(stderr,
+			TOOL ": %" PRIu64 " frames in, %" PRIu64 " out (%" PRIu64
+			     " bytes), %" PRIu64 " skipped by the producer, %" PRIu64
+			     " not encoded\n",
+			e.frames_in, e.frames_out, e.bytes_out,
+			e.client ? zcv_client_dropped(e.client) : 0, e.not_encoded);
 	/* the encoder goes first: it must let go of the imported buffers */
 	zcv_encoder_destroy(e.enc);
 	zcv_client_destroy(e.client);

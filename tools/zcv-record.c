@@ -46,7 +46,8 @@ static void on_frame(void *data, const struct zcv_client_frame *f)
 	zcv_client_release(r->client, f);
 	if (e < 0) {
 		if (e == -EINVAL)
-			fprintf(stderr, TOOL ": cannot record this stream as Y4M (RGB, or the format changed); try --raw\n");
+			fprintf(stderr, TOOL ": cannot record this stream as Y4M (RGB, or the "
+					     "format changed); try --raw\n");
 		else
 			fprintf(stderr, TOOL ": write failed: %s\n", strerror(-e));
 		r->error = e;
@@ -73,15 +74,16 @@ static void on_closed(void *data, int error, const char *reason)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: " TOOL " -o FILE [options]\n"
-		   "Record a zcv stream to a Y4M file (or raw planes).\n\n"
-		   "  -o, --output FILE    output file, '-' for standard output\n"
-		   "  --raw                write the planes as they are, no Y4M framing\n"
-		   "  --frames N           stop after N frames\n"
-		   "  --socket PATH        producer socket (default: the default path)\n"
-		   "  --name NAME          consumer name shown by the producer (default zcv-record)\n"
-		   "  --stats-json PATH    write stats as JSON at exit\n"
-		   "  --help\n");
+	fprintf(f,
+		"Usage: " TOOL " -o FILE [options]\n"
+		"Record a zcv stream to a Y4M file (or raw planes).\n\n"
+		"  -o, --output FILE    output file, '-' for standard output\n"
+		"  --raw                write the planes as they are, no Y4M framing\n"
+		"  --frames N           stop after N frames\n"
+		"  --socket PATH        producer socket (default: the default path)\n"
+		"  --name NAME          consumer name shown by the producer (default zcv-record)\n"
+		"  --stats-json PATH    write stats as JSON at exit\n"
+		"  --help\n");
 }
 
 int main(int argc, char **argv)
@@ -97,7 +99,9 @@ int main(int argc, char **argv)
 		{ 0 },
 	};
 	struct zcv_client_config cfg = { .name = TOOL };
-	struct zcv_client_callbacks cbs = { .format = on_format, .frame = on_frame, .closed = on_closed };
+	struct zcv_client_callbacks cbs = { .format = on_format,
+					    .frame = on_frame,
+					    .closed = on_closed };
 	struct recorder r = { 0 };
 	const char *out = NULL, *stats_path = NULL;
 	bool raw = false;
@@ -105,17 +109,32 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'o': out = optarg; break;
-		case 'R': raw = true; break;
+		case 'o':
+			out = optarg;
+			break;
+		case 'R':
+			raw = true;
+			break;
 		case 'n':
-			if (tool_parse_uint(TOOL, "--frames", optarg, UINT32_MAX, &r.max_frames) < 0)
+			if (tool_parse_uint(TOOL, "--frames", optarg, UINT32_MAX, &r.max_frames) <
+			    0)
 				return 2;
 			break;
-		case 'k': cfg.socket_path = optarg; break;
-		case 'N': cfg.name = optarg; break;
-		case 'j': stats_path = optarg; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'k':
+			cfg.socket_path = optarg;
+			break;
+		case 'N':
+			cfg.name = optarg;
+			break;
+		case 'j':
+			stats_path = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (!out || optind < argc) {
@@ -164,13 +183,15 @@ done:
 	if (stats_path) {
 		struct tool_json j = { .len = 0 };
 
-		tool_json_add(&j, "\"tool\": \"" TOOL "\", \"converted_bytes\": %" PRIu64
-				  ", \"written_bytes\": %" PRIu64,
+		tool_json_add(&j,
+			      "\"tool\": \"" TOOL "\", \"converted_bytes\": %" PRIu64
+			      ", \"written_bytes\": %" PRIu64,
 			      r.rec ? zcv_record_converted_bytes(r.rec) : 0,
 			      r.rec ? zcv_record_bytes(r.rec) : 0);
 		e = zcv_stats_write_json_file(&r.stats, stats_path, j.buf);
 		if (e < 0)
-			fprintf(stderr, TOOL ": cannot write stats to %s: %s\n", stats_path, strerror(-e));
+			fprintf(stderr, TOOL ": cannot write stats to %s: %s\n", stats_path,
+				strerror(-e));
 	}
 	zcv_client_destroy(r.client);
 	if (zcv_record_destroy(r.rec) < 0)

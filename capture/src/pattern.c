@@ -29,7 +29,7 @@ static struct yuv to_yuv(struct rgb c)
 }
 
 struct geometry {
-	uint32_t code_h, cell_w;  /* frame code rows and cell width */
+	uint32_t code_h, cell_w;    /* frame code rows and cell width */
 	uint32_t box, box_x, box_y; /* moving box */
 };
 

@@ -32,13 +32,13 @@ struct v4l2_source {
 	uint64_t last_seq, seq_offset;
 	bool have_seq;
 	uint32_t fps_num, fps_den;
-	int qbuf_error; /* a re-queue failed (device gone): reported by dispatch */
+	int qbuf_error;              /* a re-queue failed (device gone): reported by dispatch */
 	uint64_t foreign_timestamps; /* frames whose driver time was not CLOCK_MONOTONIC-now-ish */
 	/* allocation that fits (zcv_source_fit) */
-	enum v4l2_memory memory;     /* MMAP, or DMABUF into our own buffers */
+	enum v4l2_memory memory;              /* MMAP, or DMABUF into our own buffers */
 	int cap_fd[MAX_BUFS][ZCV_MAX_PLANES]; /* DMABUF: what the driver writes plane p into */
 	uint32_t cap_len[MAX_BUFS][ZCV_MAX_PLANES];
-	struct zcv_pool *old_pool;   /* the pool before a refit; consumers never saw it lent */
+	struct zcv_pool *old_pool; /* the pool before a refit; consumers never saw it lent */
 };
 
 static _Thread_local char errbuf[256];
@@ -66,7 +66,6 @@ static int sioctl(struct v4l2_source *s, unsigned long req, void *arg)
 	while (r < 0 && errno == EINTR);
 	return r < 0 ? -errno : 0;
 }
-
 
 /* Multi-planar-memory V4L2 formats and the colour format they carry. */
 static const struct {
@@ -109,8 +108,8 @@ static int layout_of(uint32_t fourcc, uint32_t w, uint32_t h, const uint32_t *bp
 		return -EINVAL;
 	l.n_planes = fi->n_planes;
 	for (unsigned p = 0; p < fi->n_planes; p++) {
-		uint32_t stride = n_mem > 1 ? bpl[p] :
-				  bpl[0] * fi->cpp[p] / fi->hsub[p] / fi->cpp[0];
+		uint32_t stride =
+			n_mem > 1 ? bpl[p] : bpl[0] * fi->cpp[p] / fi->hsub[p] / fi->cpp[0];
 		uint64_t size = (uint64_t)stride * zcv_format_plane_lines(fi, p, h);
 
 		if (size > UINT32_MAX || off > UINT32_MAX)
@@ -171,7 +170,8 @@ static int set_dv_timings(struct v4l2_source *s, int fd)
 	int r;
 
 	if (!is_auto && sscanf(s->cfg.dv_timings, "%ux%up%u%c", &w, &h, &f, &tail) != 3) {
-		snprintf(errbuf, sizeof(errbuf), "--dv-timings needs WxHpF (e.g. 1920x1080p60) or 'auto', not '%s'",
+		snprintf(errbuf, sizeof(errbuf),
+			 "--dv-timings needs WxHpF (e.g. 1920x1080p60) or 'auto', not '%s'",
 			 s->cfg.dv_timings);
 		return -EINVAL;
 	}
@@ -194,20 +194,22 @@ static int set_dv_timings(struct v4l2_source *s, int fd)
 	}
 	if (best_score < 0) {
 		snprintf(errbuf, sizeof(errbuf),
-			 "%s lists no DV timings matching '%s' on this input (is it an HDMI-like input? try --input)",
+			 "%s lists no DV timings matching '%s' on this input (is it an HDMI-like "
+			 "input? try --input)",
 			 s->cfg.device, s->cfg.dv_timings);
 		return -EINVAL;
 	}
 	r = xioctl(fd, VIDIOC_S_DV_TIMINGS, &best);
 	if (r < 0) {
-		snprintf(errbuf, sizeof(errbuf), "VIDIOC_S_DV_TIMINGS %ux%u failed: %s", best.bt.width,
-			 best.bt.height, strerror(-r));
+		snprintf(errbuf, sizeof(errbuf), "VIDIOC_S_DV_TIMINGS %ux%u failed: %s",
+			 best.bt.width, best.bt.height, strerror(-r));
 		return r;
 	}
 	/* frame rate as a fraction: pixel clock over frame size, reduced */
 	{
-		uint64_t num = best.bt.pixelclock, den = (uint64_t)V4L2_DV_BT_FRAME_WIDTH(&best.bt) *
-							 V4L2_DV_BT_FRAME_HEIGHT(&best.bt);
+		uint64_t num = best.bt.pixelclock,
+			 den = (uint64_t)V4L2_DV_BT_FRAME_WIDTH(&best.bt) *
+			       V4L2_DV_BT_FRAME_HEIGHT(&best.bt);
 		uint64_t a = num, b = den;
 
 		while (b) {
@@ -390,8 +392,9 @@ static int v4l2_dispatch(struct zcv_source *src)
 		} else {
 			buf = &src->pool->buffers[b.index];
 			for (unsigned p = 0; p < src->pool->layout.n_planes; p++)
-				meta.bytesused[p] = s->n_mem_planes > 1 ? planes[p].bytesused :
-									    src->pool->layout.planes[p].size;
+				meta.bytesused[p] = s->n_mem_planes > 1 ?
+							    planes[p].bytesused :
+							    src->pool->layout.planes[p].size;
 		}
 		src->frames++;
 		src->cbs.frame(src->data, buf, &meta);
@@ -473,7 +476,8 @@ static int open_device(struct v4l2_source *s)
 		return fd;
 	}
 	if (fd < 0) {
-		snprintf(errbuf, sizeof(errbuf), "cannot open %s: %s", s->cfg.device, strerror(-fd));
+		snprintf(errbuf, sizeof(errbuf), "cannot open %s: %s", s->cfg.device,
+			 strerror(-fd));
 		return fd;
 	}
 	s->base.fd = fd;
@@ -499,8 +503,9 @@ static int set_format(struct v4l2_source *s, struct v4l2_format *f)
 	r = sioctl(s, VIDIOC_G_FMT, f);
 	if (r < 0)
 		return r;
-	want_v4l2 = s->cfg.fourcc ? v4l2_fourcc_of(s->cfg.fourcc, s->cfg.multiplanar_planes && s->mplane) :
-				    (s->mplane ? f->fmt.pix_mp.pixelformat : f->fmt.pix.pixelformat);
+	want_v4l2 = s->cfg.fourcc ?
+			    v4l2_fourcc_of(s->cfg.fourcc, s->cfg.multiplanar_planes && s->mplane) :
+			    (s->mplane ? f->fmt.pix_mp.pixelformat : f->fmt.pix.pixelformat);
 	if (s->mplane) {
 		if (s->cfg.width) {
 			f->fmt.pix_mp.width = s->cfg.width;
@@ -525,7 +530,8 @@ static int set_format(struct v4l2_source *s, struct v4l2_format *f)
 	}
 	r = sioctl(s, VIDIOC_S_FMT, f);
 	if (r < 0) {
-		snprintf(errbuf, sizeof(errbuf), "VIDIOC_S_FMT failed on %s: %s", s->cfg.device, strerror(-r));
+		snprintf(errbuf, sizeof(errbuf), "VIDIOC_S_FMT failed on %s: %s", s->cfg.device,
+			 strerror(-r));
 		return r == -EBUSY ? r : -EINVAL;
 	}
 	{
@@ -535,16 +541,20 @@ static int set_format(struct v4l2_source *s, struct v4l2_format *f)
 		char a[5], b[5];
 
 		/* drivers adjust what they cannot do: treat that as unsupported */
-		if (gf != want_v4l2 || (s->cfg.width && (gw != s->cfg.width || gh != s->cfg.height))) {
+		if (gf != want_v4l2 ||
+		    (s->cfg.width && (gw != s->cfg.width || gh != s->cfg.height))) {
 			snprintf(errbuf, sizeof(errbuf),
-				 "%s cannot capture %ux%u %s; it offered %ux%u %s (see zcv-capture --list)",
+				 "%s cannot capture %ux%u %s; it offered %ux%u %s (see zcv-capture "
+				 "--list)",
 				 s->cfg.device, s->cfg.width ? s->cfg.width : gw,
-				 s->cfg.width ? s->cfg.height : gh, zcv_fourcc_str(want_v4l2, a), gw, gh,
-				 zcv_fourcc_str(gf, b));
+				 s->cfg.width ? s->cfg.height : gh, zcv_fourcc_str(want_v4l2, a),
+				 gw, gh, zcv_fourcc_str(gf, b));
 			return -EINVAL;
 		}
 		if (!zcv_fourcc_of(gf)) {
-			snprintf(errbuf, sizeof(errbuf), "%s captures %s, a format zcv does not carry; pick one with --format",
+			snprintf(errbuf, sizeof(errbuf),
+				 "%s captures %s, a format zcv does not carry; pick one with "
+				 "--format",
 				 s->cfg.device, zcv_fourcc_str(gf, a));
 			return -EINVAL;
 		}
@@ -566,8 +576,9 @@ static int set_rate(struct v4l2_source *s)
 		if (r < 0 || !p.parm.capture.timeperframe.numerator ||
 		    p.parm.capture.timeperframe.denominator * (uint64_t)s->cfg.fps_den !=
 			    (uint64_t)s->cfg.fps_num * p.parm.capture.timeperframe.numerator) {
-			snprintf(errbuf, sizeof(errbuf), "%s cannot capture at %u/%u fps at this size%s%s",
-				 s->cfg.device, s->cfg.fps_num, s->cfg.fps_den, r < 0 ? ": " : "",
+			snprintf(errbuf, sizeof(errbuf),
+				 "%s cannot capture at %u/%u fps at this size%s%s", s->cfg.device,
+				 s->cfg.fps_num, s->cfg.fps_den, r < 0 ? ": " : "",
 				 r < 0 ? strerror(-r) : " (HDMI-like inputs take --dv-timings)");
 			return -EINVAL;
 		}
@@ -578,7 +589,8 @@ static int set_rate(struct v4l2_source *s)
 
 		if (s->cfg.fps_num && (want < have * 0.995 || want > have * 1.005)) {
 			snprintf(errbuf, sizeof(errbuf),
-				 "%s cannot capture at %u/%u fps: the DV timings fix the rate at %.2f fps",
+				 "%s cannot capture at %u/%u fps: the DV timings fix the rate at "
+				 "%.2f fps",
 				 s->cfg.device, s->cfg.fps_num, s->cfg.fps_den, have);
 			return -EINVAL;
 		}
@@ -599,7 +611,8 @@ static int set_rate(struct v4l2_source *s)
 /* Export every plane of every buffer; on failure say why and return it. */
 static int export_all(struct v4l2_source *s, const struct zcv_layout *layout, uint32_t generation)
 {
-	int r = zcv_pool_create_empty(layout, s->n_bufs, generation, ZCV_MEMORY_DMABUF, &s->base.pool);
+	int r = zcv_pool_create_empty(layout, s->n_bufs, generation, ZCV_MEMORY_DMABUF,
+				      &s->base.pool);
 
 	if (r < 0)
 		return r;
@@ -608,7 +621,9 @@ static int export_all(struct v4l2_source *s, const struct zcv_layout *layout, ui
 		uint8_t plane_fd[ZCV_MAX_PLANES] = { 0 };
 
 		for (unsigned p = 0; p < s->n_mem_planes; p++) {
-			struct v4l2_exportbuffer e = { .type = s->type, .index = i, .plane = p,
+			struct v4l2_exportbuffer e = { .type = s->type,
+						       .index = i,
+						       .plane = p,
 						       .flags = O_RDONLY | O_CLOEXEC };
 
 			r = sioctl(s, VIDIOC_EXPBUF, &e);
@@ -616,7 +631,8 @@ static int export_all(struct v4l2_source *s, const struct zcv_layout *layout, ui
 				for (unsigned q = 0; q < p; q++)
 					close(fds[q]);
 				snprintf(s->fallback, sizeof(s->fallback),
-					 "the driver cannot export its buffers as DMA-BUF (VIDIOC_EXPBUF: %s)",
+					 "the driver cannot export its buffers as DMA-BUF "
+					 "(VIDIOC_EXPBUF: %s)",
 					 strerror(-r));
 				zcv_pool_destroy(s->base.pool);
 				s->base.pool = NULL;
@@ -703,15 +719,17 @@ int zcv_v4l2_source_create(const struct zcv_v4l2_source_config *cfg,
 	if (cfg->dv_timings && (r = set_dv_timings(s, s->base.fd)) < 0)
 		goto fail;
 	if (cfg->fourcc)
-		s->via_libv4l2 = needs_libv4l2(s->base.fd, s->type,
-						 v4l2_fourcc_of(cfg->fourcc, cfg->multiplanar_planes && s->mplane));
+		s->via_libv4l2 = needs_libv4l2(
+			s->base.fd, s->type,
+			v4l2_fourcc_of(cfg->fourcc, cfg->multiplanar_planes && s->mplane));
 	if ((r = set_format(s, &f)) < 0 || (r = set_rate(s)) < 0)
 		goto fail;
 
 	w = s->mplane ? f.fmt.pix_mp.width : f.fmt.pix.width;
 	h = s->mplane ? f.fmt.pix_mp.height : f.fmt.pix.height;
 	for (unsigned p = 0; p < s->n_mem_planes && p < ZCV_MAX_PLANES; p++)
-		bpl[p] = s->mplane ? f.fmt.pix_mp.plane_fmt[p].bytesperline : f.fmt.pix.bytesperline;
+		bpl[p] =
+			s->mplane ? f.fmt.pix_mp.plane_fmt[p].bytesperline : f.fmt.pix.bytesperline;
 
 	req.count = cfg->n_buffers ? cfg->n_buffers : 6;
 	req.type = s->type;
@@ -728,9 +746,10 @@ int zcv_v4l2_source_create(const struct zcv_v4l2_source_config *cfg,
 	if (s->via_libv4l2) {
 		char a[5];
 
-		snprintf(s->fallback, sizeof(s->fallback),
-			 "%s is not native to the driver: libv4l2 converts it, so frames are copied",
-			 zcv_fourcc_str(s->v4l2_fourcc, a));
+		snprintf(
+			s->fallback, sizeof(s->fallback),
+			"%s is not native to the driver: libv4l2 converts it, so frames are copied",
+			zcv_fourcc_str(s->v4l2_fourcc, a));
 	} else if (cfg->force_copy) {
 		snprintf(s->fallback, sizeof(s->fallback), "the copy tier was forced");
 	} else {
@@ -745,12 +764,14 @@ int zcv_v4l2_source_create(const struct zcv_v4l2_source_config *cfg,
 	if (!s->base.pool) {
 		/* copy tier: a packed memfd pool the driver's frames are copied into */
 		if (cfg->require_zero_copy) {
-			snprintf(errbuf, sizeof(errbuf), "zero copy is impossible: %s", s->fallback);
+			snprintf(errbuf, sizeof(errbuf), "zero copy is impossible: %s",
+				 s->fallback);
 			r = -EOPNOTSUPP;
 			goto fail;
 		}
 		s->copy_tier = true;
-		r = layout_of(zcv_fourcc_of(s->v4l2_fourcc), w, h, bpl, s->n_mem_planes, false, &layout);
+		r = layout_of(zcv_fourcc_of(s->v4l2_fourcc), w, h, bpl, s->n_mem_planes, false,
+			      &layout);
 		if (r == 0)
 			r = zcv_pool_create_memfd(&layout, cfg->n_buffers ? cfg->n_buffers : 6, 1,
 						  &s->base.pool);
@@ -759,7 +780,8 @@ int zcv_v4l2_source_create(const struct zcv_v4l2_source_config *cfg,
 		if (r == 0)
 			r = map_all(s);
 		if (r < 0) {
-			snprintf(errbuf, sizeof(errbuf), "setting up the copy tier failed: %s", strerror(-r));
+			snprintf(errbuf, sizeof(errbuf), "setting up the copy tier failed: %s",
+				 strerror(-r));
 			goto fail;
 		}
 	}
@@ -839,21 +861,26 @@ static void list_device(FILE *out, const char *path)
 		type == V4L2_BUF_TYPE_VIDEO_CAPTURE ? "single-planar" : "multi-planar", exports);
 	for (in.index = 0; xioctl(fd, VIDIOC_ENUMINPUT, &in) == 0; in.index++)
 		fprintf(out, "  input %u: %s%s\n", in.index, in.name,
-			in.capabilities & V4L2_IN_CAP_DV_TIMINGS ? " (DV timings: --dv-timings)" : "");
+			in.capabilities & V4L2_IN_CAP_DV_TIMINGS ? " (DV timings: --dv-timings)" :
+								   "");
 	d.type = type;
 	for (d.index = 0; v4l2_ioctl(fd, VIDIOC_ENUM_FMT, &d) == 0; d.index++) {
 		struct v4l2_frmsizeenum fs = { .pixel_format = d.pixelformat };
 		char a[5];
 
-		fprintf(out, "  %s %-28s%s%s", zcv_fourcc_str(d.pixelformat, a), (char *)d.description,
+		fprintf(out, "  %s %-28s%s%s", zcv_fourcc_str(d.pixelformat, a),
+			(char *)d.description,
 			zcv_fourcc_of(d.pixelformat) ? "" : " [not carried by zcv]",
-			d.flags & V4L2_FMT_FLAG_EMULATED ? " [emulated by libv4l2: copy tier]" : "");
-		for (fs.index = 0; xioctl(fd, VIDIOC_ENUM_FRAMESIZES, &fs) == 0 && fs.index < 12; fs.index++) {
+			d.flags & V4L2_FMT_FLAG_EMULATED ? " [emulated by libv4l2: copy tier]" :
+							   "");
+		for (fs.index = 0; xioctl(fd, VIDIOC_ENUM_FRAMESIZES, &fs) == 0 && fs.index < 12;
+		     fs.index++) {
 			if (fs.type == V4L2_FRMSIZE_TYPE_DISCRETE)
 				fprintf(out, " %ux%u", fs.discrete.width, fs.discrete.height);
 			else
-				fprintf(out, " %ux%u..%ux%u", fs.stepwise.min_width, fs.stepwise.min_height,
-					fs.stepwise.max_width, fs.stepwise.max_height);
+				fprintf(out, " %ux%u..%ux%u", fs.stepwise.min_width,
+					fs.stepwise.min_height, fs.stepwise.max_width,
+					fs.stepwise.max_height);
 		}
 		fprintf(out, "\n");
 	}
@@ -925,23 +952,28 @@ static int pool_fits(const struct zcv_pool *pool, const struct zcv_source_fit *f
 		const struct zcv_buffer *b = &pool->buffers[0];
 
 		if (fit->stride_align > 1 && l->planes[p].stride % fit->stride_align) {
-			snprintf(why, why_size, "the driver's stride %u for plane %u is not a multiple of %u",
+			snprintf(why, why_size,
+				 "the driver's stride %u for plane %u is not a multiple of %u",
 				 l->planes[p].stride, p, fit->stride_align);
 			return -1;
 		}
 		if (p > 0 && h != l->height && b->plane_fd[p] == b->plane_fd[p - 1] &&
 		    l->planes[p].offset != l->planes[p - 1].offset +
-			    (uint64_t)l->planes[p - 1].stride * zcv_format_plane_lines(fi, p - 1, h)) {
-			snprintf(why, why_size, "plane %u must start after %u lines, the driver puts it after %u",
+						   (uint64_t)l->planes[p - 1].stride *
+							   zcv_format_plane_lines(fi, p - 1, h)) {
+			snprintf(why, why_size,
+				 "plane %u must start after %u lines, the driver puts it after %u",
 				 p, h, l->height);
 			return -1;
 		}
 		for (unsigned i = 0; i < pool->n_buffers; i++) {
 			b = &pool->buffers[i];
-			if (b->fd_size[b->plane_fd[p]] < l->planes[p].offset + plane_need(l, p, fit)) {
+			if (b->fd_size[b->plane_fd[p]] <
+			    l->planes[p].offset + plane_need(l, p, fit)) {
 				if (!ret)
-					snprintf(why, why_size, "plane %u needs %llu bytes, the buffers have %llu", p,
-						 (unsigned long long)plane_need(l, p, fit),
+					snprintf(why, why_size,
+						 "plane %u needs %llu bytes, the buffers have %llu",
+						 p, (unsigned long long)plane_need(l, p, fit),
 						 (unsigned long long)(b->fd_size[b->plane_fd[p]] -
 								      l->planes[p].offset));
 				ret = 1;
@@ -1003,7 +1035,9 @@ static int fit_create_bufs(struct v4l2_source *s, const struct zcv_source_fit *f
 		snprintf(how, how_size, "exporting the larger buffers failed: %s", s->fallback);
 		return r;
 	}
-	snprintf(how, how_size, "VIDIOC_CREATE_BUFS: %u driver buffers of %llu bytes%s (larger than the format needs), exported as DMA-BUF",
+	snprintf(how, how_size,
+		 "VIDIOC_CREATE_BUFS: %u driver buffers of %llu bytes%s (larger than the format "
+		 "needs), exported as DMA-BUF",
 		 s->n_bufs, (unsigned long long)sizes[0], s->n_mem_planes > 1 ? " (plane 0)" : "");
 	return 1;
 }
@@ -1027,15 +1061,20 @@ static int fit_udmabuf(struct v4l2_source *s, const struct zcv_source_fit *fit, 
 	int ufd = -1, r;
 
 	if (!s->mplane || variant == old->fourcc) {
-		snprintf(how, how_size, "%s: the driver (%s API) writes %s planes back to back; no one-buffer-per-plane variant to place them",
-			 "cannot place the planes", s->mplane ? "multi-planar" : "single-planar", fi->name);
+		snprintf(how, how_size,
+			 "%s: the driver (%s API) writes %s planes back to back; no "
+			 "one-buffer-per-plane variant to place them",
+			 "cannot place the planes", s->mplane ? "multi-planar" : "single-planar",
+			 fi->name);
 		return -EOPNOTSUPP;
 	}
 	for (unsigned p = 0; p < l.n_planes; p++) {
 		uint64_t size = plane_need(old, p, fit);
 
 		if (off % (uint64_t)sysconf(_SC_PAGESIZE)) {
-			snprintf(how, how_size, "cannot place plane %u at offset %llu: udmabuf slices start on page boundaries",
+			snprintf(how, how_size,
+				 "cannot place plane %u at offset %llu: udmabuf slices start on "
+				 "page boundaries",
 				 p, (unsigned long long)off);
 			return -EOPNOTSUPP;
 		}
@@ -1049,7 +1088,8 @@ static int fit_udmabuf(struct v4l2_source *s, const struct zcv_source_fit *fit, 
 	ufd = open("/dev/udmabuf", O_RDWR | O_CLOEXEC);
 	if (ufd < 0) {
 		r = -errno;
-		snprintf(how, how_size, "cannot open /dev/udmabuf (%s) to build buffers with the planes apart",
+		snprintf(how, how_size,
+			 "cannot open /dev/udmabuf (%s) to build buffers with the planes apart",
 			 strerror(-r));
 		return r == -ENOENT ? -EOPNOTSUPP : r;
 	}
@@ -1071,17 +1111,21 @@ static int fit_udmabuf(struct v4l2_source *s, const struct zcv_source_fit *fit, 
 	}
 	if (r < 0 || f.fmt.pix_mp.pixelformat != variant || f.fmt.pix_mp.num_planes != l.n_planes ||
 	    f.fmt.pix_mp.width != old->width || f.fmt.pix_mp.height != old->height) {
-		snprintf(how, how_size, "the driver does not capture %s %ux%u%s%s", zcv_fourcc_str(variant, a),
-			 old->width, old->height, r < 0 ? ": " : "", r < 0 ? strerror(-r) : "");
+		snprintf(how, how_size, "the driver does not capture %s %ux%u%s%s",
+			 zcv_fourcc_str(variant, a), old->width, old->height, r < 0 ? ": " : "",
+			 r < 0 ? strerror(-r) : "");
 		r = r < 0 ? r : -EOPNOTSUPP;
 		goto fail;
 	}
 	for (unsigned p = 0; p < l.n_planes; p++) {
 		if (f.fmt.pix_mp.plane_fmt[p].bytesperline != l.planes[p].stride ||
 		    f.fmt.pix_mp.plane_fmt[p].sizeimage > page_up(l.planes[p].size)) {
-			snprintf(how, how_size, "%s plane %u has stride %u and %u bytes; the layout has %u and %u",
-				 zcv_fourcc_str(variant, a), p, f.fmt.pix_mp.plane_fmt[p].bytesperline,
-				 f.fmt.pix_mp.plane_fmt[p].sizeimage, l.planes[p].stride, l.planes[p].size);
+			snprintf(how, how_size,
+				 "%s plane %u has stride %u and %u bytes; the layout has %u and %u",
+				 zcv_fourcc_str(variant, a), p,
+				 f.fmt.pix_mp.plane_fmt[p].bytesperline,
+				 f.fmt.pix_mp.plane_fmt[p].sizeimage, l.planes[p].stride,
+				 l.planes[p].size);
 			r = -EOPNOTSUPP;
 			goto fail;
 		}
@@ -1092,7 +1136,8 @@ static int fit_udmabuf(struct v4l2_source *s, const struct zcv_source_fit *fit, 
 	req.count = s->n_bufs;
 	r = sioctl(s, VIDIOC_REQBUFS, &req);
 	if (r < 0 || req.count < s->n_bufs) {
-		snprintf(how, how_size, "the driver cannot capture into DMA-BUFs (REQBUFS DMABUF: %s)",
+		snprintf(how, how_size,
+			 "the driver cannot capture into DMA-BUFs (REQBUFS DMABUF: %s)",
 			 r < 0 ? strerror(-r) : "fewer buffers");
 		r = r < 0 ? r : -ENOMEM;
 		goto fail;
@@ -1103,7 +1148,9 @@ static int fit_udmabuf(struct v4l2_source *s, const struct zcv_source_fit *fit, 
 		goto fail;
 	for (unsigned i = 0; i < s->n_bufs; i++) {
 		uint8_t plane_fd[ZCV_MAX_PLANES] = { 0 };
-		struct udmabuf_create c = { .flags = UDMABUF_FLAGS_CLOEXEC, .offset = 0, .size = total };
+		struct udmabuf_create c = { .flags = UDMABUF_FLAGS_CLOEXEC,
+					    .offset = 0,
+					    .size = total };
 		int mfd = zcv_memfd_create("zcv-fit", total), whole;
 
 		if (mfd < 0) {
@@ -1113,7 +1160,8 @@ static int fit_udmabuf(struct v4l2_source *s, const struct zcv_source_fit *fit, 
 		}
 		c.memfd = (uint32_t)mfd;
 		for (unsigned p = 0; p < l.n_planes; p++) {
-			struct udmabuf_create pc = { .memfd = (uint32_t)mfd, .flags = UDMABUF_FLAGS_CLOEXEC,
+			struct udmabuf_create pc = { .memfd = (uint32_t)mfd,
+						     .flags = UDMABUF_FLAGS_CLOEXEC,
 						     .offset = l.planes[p].offset,
 						     .size = page_up(l.planes[p].size) };
 
@@ -1145,7 +1193,8 @@ static int fit_udmabuf(struct v4l2_source *s, const struct zcv_source_fit *fit, 
 	close(ufd);
 	s->base.pool = pool;
 	snprintf(how, how_size,
-		 "capturing %s into udmabuf slices of one memfd per buffer (V4L2_MEMORY_DMABUF): plane 1 at line %u, %llu bytes a buffer",
+		 "capturing %s into udmabuf slices of one memfd per buffer (V4L2_MEMORY_DMABUF): "
+		 "plane 1 at line %u, %llu bytes a buffer",
 		 zcv_fourcc_str(variant, a), align_up(old->height, fit->height_align),
 		 (unsigned long long)total);
 	return 1;
@@ -1171,7 +1220,8 @@ static int v4l2_fit(struct zcv_source *src, const struct zcv_source_fit *fit, ch
 	}
 	k = pool_fits(src->pool, fit, why, sizeof(why));
 	if (k == 0) {
-		snprintf(how, how_size, "the driver's own buffers (VIDIOC_REQBUFS + EXPBUF) already fit");
+		snprintf(how, how_size,
+			 "the driver's own buffers (VIDIOC_REQBUFS + EXPBUF) already fit");
 		return 0;
 	}
 	if (k < 0 && fit->stride_align > 1 && strstr(why, "stride")) {

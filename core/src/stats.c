@@ -93,9 +93,8 @@ int zcv_stats_write_json(struct zcv_stats *s, FILE *f, const char *extra)
 		"\"copied_bytes\": %llu, \"latency_us\": {\"p50\": %.1f, \"p99\": %.1f, "
 		"\"max\": %.1f}%s%s}\n",
 		(unsigned long long)s->frames, (unsigned long long)s->dropped, zcv_stats_fps(s),
-		s->path, (unsigned long long)s->copied_bytes, (double)p50 / 1e3,
-		(double)p99 / 1e3, (double)s->latency.max_ns / 1e3, extra && *extra ? ", " : "",
-		extra ? extra : "");
+		s->path, (unsigned long long)s->copied_bytes, (double)p50 / 1e3, (double)p99 / 1e3,
+		(double)s->latency.max_ns / 1e3, extra && *extra ? ", " : "", extra ? extra : "");
 	return ferror(f) ? -EIO : 0;
 }
 

@@ -28,8 +28,8 @@ size_t zcv_msg_known_size(unsigned type)
 const char *zcv_msg_type_name(unsigned type)
 {
 	static const char *const names[] = {
-		[ZCV_MSG_HELLO] = "HELLO", [ZCV_MSG_WELCOME] = "WELCOME",
-		[ZCV_MSG_BUFFER] = "BUFFER", [ZCV_MSG_FRAME] = "FRAME",
+		[ZCV_MSG_HELLO] = "HELLO",     [ZCV_MSG_WELCOME] = "WELCOME",
+		[ZCV_MSG_BUFFER] = "BUFFER",   [ZCV_MSG_FRAME] = "FRAME",
 		[ZCV_MSG_RELEASE] = "RELEASE", [ZCV_MSG_BYE] = "BYE",
 	};
 

@@ -13,12 +13,12 @@
 #include <stdint.h>
 #include <zcv/pool.h>
 
-#define ZCV_PROTOCOL_VERSION 1
+#define ZCV_PROTOCOL_VERSION     1
 #define ZCV_PROTOCOL_MIN_VERSION 1
 
-#define ZCV_MSG_MAX_SIZE 512 /* no message is larger; bigger packets are errors */
-#define ZCV_MSG_MAX_FDS ZCV_MAX_PLANES /* per message */
-#define ZCV_NAME_MAX 32
+#define ZCV_MSG_MAX_SIZE 512            /* no message is larger; bigger packets are errors */
+#define ZCV_MSG_MAX_FDS  ZCV_MAX_PLANES /* per message */
+#define ZCV_NAME_MAX     32
 
 enum zcv_msg_type {
 	ZCV_MSG_HELLO = 1,   /* client -> server, first message */
@@ -37,8 +37,8 @@ struct zcv_msg_hdr {
 _Static_assert(sizeof(struct zcv_msg_hdr) == 8, "wire header");
 
 /* Client capabilities: which memory it can import. */
-#define ZCV_CAP_DMABUF (1u << 0)
-#define ZCV_CAP_MEMFD (1u << 1)
+#define ZCV_CAP_DMABUF     (1u << 0)
+#define ZCV_CAP_MEMFD      (1u << 1)
 #define ZCV_CAP_NEEDS_COPY (1u << 2) /* asks the producer for a private copy pool */
 
 struct zcv_msg_hello {
@@ -54,8 +54,8 @@ struct zcv_msg_hello {
 	 * A 56-byte HELLO (before these fields) is still accepted: it reads
 	 * as "no constraints". */
 	uint32_t min_plane_size[ZCV_MAX_PLANES]; /* bytes of plane p from its offset */
-	uint32_t stride_align;  /* line strides a multiple of this (power of two) */
-	uint32_t height_align;  /* planes laid out for ALIGN(height, this) lines */
+	uint32_t stride_align; /* line strides a multiple of this (power of two) */
+	uint32_t height_align; /* planes laid out for ALIGN(height, this) lines */
 	uint32_t reserved2[2];
 };
 #define ZCV_MSG_HELLO_V1_SIZE 56 /* the HELLO without constraints */
@@ -80,8 +80,8 @@ _Static_assert(sizeof(struct zcv_wire_plane) == 16, "plane");
 
 struct zcv_msg_welcome {
 	struct zcv_msg_hdr hdr;
-	uint16_t version; /* negotiated: min(server max, client max) */
-	uint16_t path;    /* enum zcv_path */
+	uint16_t version;  /* negotiated: min(server max, client max) */
+	uint16_t path;     /* enum zcv_path */
 	uint32_t max_hold; /* granted */
 	uint8_t stream_id[16];
 	uint32_t fourcc;
@@ -89,7 +89,7 @@ struct zcv_msg_welcome {
 	uint32_t height;
 	uint32_t n_planes;
 	struct zcv_wire_plane planes[ZCV_MAX_PLANES];
-	uint64_t modifier; /* DRM format modifier; 0 = linear */
+	uint64_t modifier;   /* DRM format modifier; 0 = linear */
 	uint32_t colorspace; /* V4L2 colorspace enum value; 0 = default */
 	uint32_t fps_num;    /* frame rate fps_num/fps_den; 0/1 = unpaced */
 	uint32_t fps_den;

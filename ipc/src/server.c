@@ -15,8 +15,8 @@
 #include <zcv/stream_id.h>
 #include "wire.h"
 
-#define DEPARTED_MAX 64
-#define NSEC_PER_MSEC 1000000ull
+#define DEPARTED_MAX         64
+#define NSEC_PER_MSEC        1000000ull
 #define HANDSHAKE_TIMEOUT_NS (5000ull * NSEC_PER_MSEC)
 /* Room for several pool announcements (WELCOME + 32 BUFFERs each) plus
  * every frame a consumer may hold: a consumer that still fills this is
@@ -37,8 +37,8 @@ struct consumer {
 	struct consumer *next;
 	int fd;
 	bool dead;
-	bool joined;         /* consumer_joined was called: consumer_left follows */
-	int pending_error;   /* publish failed to reach it: drop after the publish */
+	bool joined;       /* consumer_joined was called: consumer_left follows */
+	int pending_error; /* publish failed to reach it: drop after the publish */
 	uint64_t accepted_ns;
 	uint32_t caps;
 	unsigned version;
@@ -140,8 +140,8 @@ static bool pool_is_retired_copy(const struct consumer *c, const struct hold *h)
 static void hold_return(struct consumer *c, const struct hold *h)
 {
 	if (zcv_pool_unhold(h->pool, h->index) < 0)
-		zcv_debug("server: consumer %u: unhold of g%u b%u failed", c->info.id, h->generation,
-			  h->index);
+		zcv_debug("server: consumer %u: unhold of g%u b%u failed", c->info.id,
+			  h->generation, h->index);
 	if (pool_is_retired_copy(c, h) && zcv_pool_count(h->pool, ZCV_BUFFER_LENT) == 0)
 		zcv_pool_destroy(h->pool);
 }
@@ -280,11 +280,11 @@ static void check_timeouts(struct zcv_server *srv)
 		}
 		for (unsigned i = 0; i < c->n_holds; i++) {
 			if (now - c->holds[i].since_ns > hold_timeout_ns(srv)) {
-				consumer_dropf(c, -ETIMEDOUT, true,
-					       "held frame %llu for more than %llu ms",
-					       (unsigned long long)c->holds[i].sequence,
-					       (unsigned long long)(hold_timeout_ns(srv) /
-								    NSEC_PER_MSEC));
+				consumer_dropf(
+					c, -ETIMEDOUT, true,
+					"held frame %llu for more than %llu ms",
+					(unsigned long long)c->holds[i].sequence,
+					(unsigned long long)(hold_timeout_ns(srv) / NSEC_PER_MSEC));
 				break;
 			}
 		}
@@ -310,8 +310,8 @@ bool zcv_pool_meets(const struct zcv_pool *pool, const struct zcv_client_constra
 		uint64_t need = (uint64_t)pl->stride * zcv_format_plane_lines(fi, p, h);
 
 		if (c->stride_align > 1 && pl->stride % c->stride_align) {
-			snprintf(why, why_size, "plane %u stride %u is not a multiple of %u", p, pl->stride,
-				 c->stride_align);
+			snprintf(why, why_size, "plane %u stride %u is not a multiple of %u", p,
+				 pl->stride, c->stride_align);
 			return false;
 		}
 		if (c->min_plane_size[p] > need)
@@ -320,13 +320,16 @@ bool zcv_pool_meets(const struct zcv_pool *pool, const struct zcv_client_constra
 		 * aligned height, where a codec reads them */
 		if (p > 0 && h != l->height) {
 			const struct zcv_plane_layout *q = &l->planes[p - 1];
-			uint64_t at = (uint64_t)q->offset + (uint64_t)q->stride * zcv_format_plane_lines(fi, p - 1, h);
+			uint64_t at = (uint64_t)q->offset +
+				      (uint64_t)q->stride * zcv_format_plane_lines(fi, p - 1, h);
 
 			for (unsigned i = 0; i < pool->n_buffers; i++)
-				if (pool->buffers[i].plane_fd[p] == pool->buffers[i].plane_fd[p - 1] &&
+				if (pool->buffers[i].plane_fd[p] ==
+					    pool->buffers[i].plane_fd[p - 1] &&
 				    pl->offset != at) {
 					snprintf(why, why_size,
-						 "it needs plane %u at offset %llu (%u lines), the pool has it at %u",
+						 "it needs plane %u at offset %llu (%u lines), the "
+						 "pool has it at %u",
 						 p, (unsigned long long)at, h, pl->offset);
 					return false;
 				}
@@ -336,9 +339,11 @@ bool zcv_pool_meets(const struct zcv_pool *pool, const struct zcv_client_constra
 
 			if (b->fd_size[b->plane_fd[p]] < pl->offset + need) {
 				snprintf(why, why_size,
-					 "it needs %llu bytes for plane %u (%u lines), the pool's buffers have %llu",
+					 "it needs %llu bytes for plane %u (%u lines), the pool's "
+					 "buffers have %llu",
 					 (unsigned long long)need, p, h,
-					 (unsigned long long)(b->fd_size[b->plane_fd[p]] - pl->offset));
+					 (unsigned long long)(b->fd_size[b->plane_fd[p]] -
+							      pl->offset));
 				return false;
 			}
 		}
@@ -393,7 +398,8 @@ static int select_path(const struct zcv_pool *pool, uint32_t caps,
 			return ZCV_PATH_COPY;
 		return ZCV_PATH_MEMFD;
 	}
-	snprintf(why, why_size, "it cannot import %s", pool->kind == ZCV_MEMORY_DMABUF ? "DMA-BUF" : "memfd");
+	snprintf(why, why_size, "it cannot import %s",
+		 pool->kind == ZCV_MEMORY_DMABUF ? "DMA-BUF" : "memfd");
 	return ZCV_PATH_COPY;
 }
 
@@ -526,7 +532,8 @@ static void handle_hello(struct consumer *c, const struct zcv_msg_hello *h)
 	}
 	c->version = ZCV_MIN((unsigned)h->hdr.version, (unsigned)ZCV_PROTOCOL_VERSION);
 	c->caps = h->caps;
-	c->info.max_hold = h->max_hold ? ZCV_MIN(h->max_hold, srv->cfg.max_hold) : srv->cfg.max_hold;
+	c->info.max_hold =
+		h->max_hold ? ZCV_MIN(h->max_hold, srv->cfg.max_hold) : srv->cfg.max_hold;
 	/* zero when an older client sent the shorter HELLO (recv zero-fills) */
 	for (unsigned p = 0; p < ZCV_MAX_PLANES; p++)
 		c->info.constraints.min_plane_size[p] = h->min_plane_size[p];
@@ -837,8 +844,8 @@ int zcv_server_create(const struct zcv_server_config *cfg, const struct zcv_serv
 	}
 	/* Open the socket to the allowed group only when the file really is
 	 * that group's: otherwise 0660 would admit our own primary group. */
-	if (cfg->allow_group && (chown(srv->path, (uid_t)-1, cfg->allowed_gid) == 0 ||
-					      st.st_gid == cfg->allowed_gid)) {
+	if (cfg->allow_group &&
+	    (chown(srv->path, (uid_t)-1, cfg->allowed_gid) == 0 || st.st_gid == cfg->allowed_gid)) {
 		if (chmod(srv->path, 0660) < 0)
 			zcv_debug("server: chmod 0660 %s: %s", srv->path, strerror(errno));
 	}
@@ -973,7 +980,8 @@ static int copy_frame(struct consumer *c, unsigned src_idx, unsigned *ret_idx)
 	for (unsigned f = 0; f < sb->n_fds; f++)
 		zcv_dmabuf_sync_start(sb->fds[f], ZCV_SYNC_READ);
 	for (unsigned p = 0; p < src->layout.n_planes; p++) {
-		const struct zcv_plane_layout *sp = &src->layout.planes[p], *dp = &dst->layout.planes[p];
+		const struct zcv_plane_layout *sp = &src->layout.planes[p],
+					      *dp = &dst->layout.planes[p];
 		const struct zcv_format_info *fi = zcv_format_lookup(src->layout.fourcc);
 		uint8_t *d = zcv_buffer_plane(dst, db, p);
 		const uint8_t *sr = zcv_buffer_plane(src, sb, p);
@@ -987,7 +995,8 @@ static int copy_frame(struct consumer *c, unsigned src_idx, unsigned *ret_idx)
 		}
 		/* the consumer's own stride: line by line */
 		for (uint32_t y = 0; y < zcv_format_plane_lines(fi, p, src->layout.height); y++) {
-			zcv_frame_copy(d + (size_t)y * dp->stride, sr + (size_t)y * sp->stride, sp->stride);
+			zcv_frame_copy(d + (size_t)y * dp->stride, sr + (size_t)y * sp->stride,
+				       sp->stride);
 			n += sp->stride;
 		}
 	}
@@ -1040,9 +1049,10 @@ int zcv_server_publish(struct zcv_server *srv, unsigned idx, const struct zcv_fr
 	f.timestamp_ns = meta->timestamp_ns;
 	f.flags = meta->flags;
 	for (unsigned p = 0; p < pool->layout.n_planes; p++)
-		f.bytesused[p] = meta->bytesused[p] && meta->bytesused[p] <= pool->layout.planes[p].size
-					 ? meta->bytesused[p]
-					 : pool->layout.planes[p].size;
+		f.bytesused[p] =
+			meta->bytesused[p] && meta->bytesused[p] <= pool->layout.planes[p].size ?
+				meta->bytesused[p] :
+				pool->layout.planes[p].size;
 	pool->buffers[idx].sequence = meta->sequence;
 
 	for (c = srv->consumers; c && !srv->ended; c = c->next) {
@@ -1177,7 +1187,8 @@ unsigned zcv_server_get_consumers(struct zcv_server *srv, struct zcv_consumer_in
 	if (!all)
 		return 0;
 	for (unsigned i = 0; i < srv->n_departed; i++) {
-		unsigned k = (srv->departed_next + DEPARTED_MAX - srv->n_departed + i) % DEPARTED_MAX;
+		unsigned k =
+			(srv->departed_next + DEPARTED_MAX - srv->n_departed + i) % DEPARTED_MAX;
 
 		all[n++] = srv->departed[k];
 	}

@@ -66,8 +66,7 @@ int zcv_msg_send(int sock, const void *msg, size_t len, const int *fds, unsigned
  * more fds than fit (MSG_CTRUNC) or more than ZCV_MSG_MAX_FDS, or the
  * errno of recvmsg. On any error every fd that arrived is closed already.
  */
-int zcv_msg_recv(int sock, void *buf, size_t size, int fds[ZCV_MSG_MAX_FDS],
-		 unsigned *ret_n_fds);
+int zcv_msg_recv(int sock, void *buf, size_t size, int fds[ZCV_MSG_MAX_FDS], unsigned *ret_n_fds);
 
 /* zcv_msg_recv() into a union zcv_msg followed by zcv_msg_validate(): on a
  * validation failure the fds are closed and -EPROTO returned. */

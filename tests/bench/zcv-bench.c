@@ -51,10 +51,10 @@
 #include <zcv/server.h>
 #include <zcv/stats.h>
 
-#define TOOL "zcv-bench"
-#define PHASE2_SEQ 1000000000ull
+#define TOOL          "zcv-bench"
+#define PHASE2_SEQ    1000000000ull
 #define MAX_CONSUMERS 16
-#define NSEC 1000000000ull
+#define NSEC          1000000000ull
 
 enum mode { MODE_ZEROCOPY = 0, MODE_COPY, MODE_MAPFRAME, MODE_COUNT };
 static const char *const mode_names[] = { "zero-copy", "copy", "map-per-frame" };
@@ -158,7 +158,8 @@ static void map_frame_and_touch(struct cons *c, const struct zcv_client_frame *f
 			continue;
 		for (unsigned q = p; q < f->n_planes; q++)
 			if (f->fd[q] == f->fd[p])
-				extent = ZCV_MAX(extent, (uint64_t)f->offset[q] + l->planes[q].size);
+				extent =
+					ZCV_MAX(extent, (uint64_t)f->offset[q] + l->planes[q].size);
 		m = mmap(NULL, extent, PROT_READ, MAP_SHARED, f->fd[p], 0);
 		if (m == MAP_FAILED) {
 			c->error = -errno;
@@ -167,8 +168,8 @@ static void map_frame_and_touch(struct cons *c, const struct zcv_client_frame *f
 		if (c->touch == TOUCH_READ)
 			for (unsigned q = p; q < f->n_planes; q++)
 				if (f->fd[q] == f->fd[p])
-					c->rep.checksum += sum_bytes((const uint8_t *)m + f->offset[q],
-								     f->bytesused[q]);
+					c->rep.checksum += sum_bytes(
+						(const uint8_t *)m + f->offset[q], f->bytesused[q]);
 		munmap(m, extent);
 	}
 }
@@ -257,7 +258,8 @@ static int consumer_main(int argc, char **argv)
 							       .closed = cons_closed },
 			       &c, &c.cl);
 	if (r < 0) {
-		fprintf(stderr, TOOL ": consumer cannot connect to %s: %s\n", argv[2], strerror(-r));
+		fprintf(stderr, TOOL ": consumer cannot connect to %s: %s\n", argv[2],
+			strerror(-r));
 		return 1;
 	}
 	deadline = mono_ns() + 600 * NSEC;
@@ -301,7 +303,7 @@ struct run_cfg {
 	double t1, t2; /* seconds of each phase (lower bound with min frames) */
 	unsigned min1, max1, min2, max2;
 	unsigned paced_fps; /* phase 2 paced at this rate instead of lockstep */
-	const char *group;   /* which part of the report */
+	const char *group;  /* which part of the report */
 };
 
 struct run_res {
@@ -455,8 +457,8 @@ static int run_one(const struct run_cfg *rc, unsigned n_buffers, struct run_res 
 		snprintf(hold, sizeof(hold), "%u", n_buffers);
 		pids[i] = fork();
 		if (pids[i] == 0) {
-			char *args[] = { "zcv-bench", "--consumer", sock, rep[i], mode, touch, cpu,
-					 warm, hold, NULL };
+			char *args[] = { "zcv-bench", "--consumer", sock, rep[i], mode,
+					 touch,       cpu,          warm, hold,   NULL };
 
 			execv("/proc/self/exe", args);
 			_exit(127);
@@ -492,7 +494,8 @@ static int run_one(const struct run_cfg *rc, unsigned n_buffers, struct run_res 
 				c1 = cpu_ns();
 			}
 			if (seq > warmup &&
-			    ((now - t1 >= (uint64_t)(rc->t1 * 1e9) && f1 >= rc->min1) || f1 >= rc->max1)) {
+			    ((now - t1 >= (uint64_t)(rc->t1 * 1e9) && f1 >= rc->min1) ||
+			     f1 >= rc->max1)) {
 				stop = true;
 				break;
 			}
@@ -501,9 +504,10 @@ static int run_one(const struct run_cfg *rc, unsigned n_buffers, struct run_res 
 			b = zcv_pool_acquire(p.pool);
 			if (!b)
 				break;
-			r = zcv_server_publish(p.srv, b->index,
-					       &(struct zcv_frame_meta){ .sequence = seq,
-									 .timestamp_ns = mono_ns() });
+			r = zcv_server_publish(
+				p.srv, b->index,
+				&(struct zcv_frame_meta){ .sequence = seq,
+							  .timestamp_ns = mono_ns() });
 			if (r != (int)rc->n_cons) {
 				snprintf(res->error, sizeof(res->error),
 					 "frame %" PRIu64 " reached %d of %u consumers", seq, r,
@@ -579,13 +583,14 @@ static int run_one(const struct run_cfg *rc, unsigned n_buffers, struct run_res 
 			r = -EIO;
 			goto out;
 		}
-		r = zcv_server_publish(p.srv, b->index,
-				       &(struct zcv_frame_meta){ .sequence = PHASE2_SEQ + i,
-								 .timestamp_ns = mono_ns(),
-								 .flags = last ? ZCV_FRAME_FLAG_LAST : 0 });
+		r = zcv_server_publish(
+			p.srv, b->index,
+			&(struct zcv_frame_meta){ .sequence = PHASE2_SEQ + i,
+						  .timestamp_ns = mono_ns(),
+						  .flags = last ? ZCV_FRAME_FLAG_LAST : 0 });
 		if (r != (int)rc->n_cons) {
-			snprintf(res->error, sizeof(res->error), "phase 2 frame reached %d of %u", r,
-				 rc->n_cons);
+			snprintf(res->error, sizeof(res->error), "phase 2 frame reached %d of %u",
+				 r, rc->n_cons);
 			r = -EIO;
 			goto out;
 		}
@@ -647,7 +652,8 @@ static int run_one(const struct run_cfg *rc, unsigned n_buffers, struct run_res 
 			snprintf(res->error, sizeof(res->error),
 				 "consumer %u: bad report (frames %" PRIu64 "/%" PRIu64
 				 " of %" PRIu64 "/%" PRIu64 ", error %d)",
-				 i, good ? cr.n1 : 0, good ? cr.n2 : 0, f1, f2, good ? cr.error : 0);
+				 i, good ? cr.n1 : 0, good ? cr.n2 : 0, f1, f2,
+				 good ? cr.error : 0);
 			r = -EIO;
 			goto out;
 		}
@@ -786,15 +792,16 @@ static void gst_run(enum gst_kind kind, uint32_t w, uint32_t h, unsigned n, int 
 		snprintf(pin_p, sizeof(pin_p), "taskset -c %d ", cpu_prod);
 	if (cpu_cons >= 0)
 		snprintf(pin_c, sizeof(pin_c), "taskset -c %d ", cpu_cons);
-	snprintf(caps, sizeof(caps), "video/x-raw,format=NV12,width=%u,height=%u,framerate=1000000/1",
-		 w, h);
+	snprintf(caps, sizeof(caps),
+		 "video/x-raw,format=NV12,width=%u,height=%u,framerate=1000000/1", w, h);
 	snprintf(sock, sizeof(sock), "/tmp/zcv-bench-gst-%d.sock", (int)getpid());
 	unlink(sock);
 	if (kind == GST_RENDER) {
-		snprintf(cmd, sizeof(cmd),
-			 "exec %sgst-launch-1.0 -q videotestsrc num-buffers=%u pattern=black ! %s ! "
-			 "fakesink sync=true ts-offset=%llu",
-			 pin_p, n, caps, GST_GATE_NS);
+		snprintf(
+			cmd, sizeof(cmd),
+			"exec %sgst-launch-1.0 -q videotestsrc num-buffers=%u pattern=black ! %s ! "
+			"fakesink sync=true ts-offset=%llu",
+			pin_p, n, caps, GST_GATE_NS);
 		gst_spawn(&gp[0], cmd);
 		gst_reap(gp, 1, timeout);
 		s->ok = gp[0].status == 0;
@@ -812,10 +819,11 @@ static void gst_run(enum gst_kind kind, uint32_t w, uint32_t h, unsigned n, int 
 	deadline = mono_ns() + 10 * NSEC;
 	while (stat(sock, &st) < 0 && mono_ns() < deadline)
 		usleep(500);
-	snprintf(cmd, sizeof(cmd),
-		 "exec %sgst-launch-1.0 -q shmsrc socket-path=%s is-live=true num-buffers=%u ! %s ! "
-		 "fakesink sync=false",
-		 pin_c, sock, n, caps);
+	snprintf(
+		cmd, sizeof(cmd),
+		"exec %sgst-launch-1.0 -q shmsrc socket-path=%s is-live=true num-buffers=%u ! %s ! "
+		"fakesink sync=false",
+		pin_c, sock, n, caps);
 	gst_spawn(&gp[1], cmd);
 	gst_reap(gp, 2, timeout);
 	/* shmsink 1.22 reports "Failed waiting on fd activity" (EBUSY) when
@@ -831,8 +839,9 @@ static void gst_run(enum gst_kind kind, uint32_t w, uint32_t h, unsigned n, int 
 struct gst_res {
 	bool ok;
 	unsigned frames;
-	double render_us;             /* videotestsrc ! fakesink, per frame */
-	double prod_us[2], cons_us[2]; /* [0] zero-copy (a), [1] copying (b); producer over rendering */
+	double render_us; /* videotestsrc ! fakesink, per frame */
+	double prod_us[2],
+		cons_us[2]; /* [0] zero-copy (a), [1] copying (b); producer over rendering */
 	double fps[2];
 };
 
@@ -861,7 +870,8 @@ static void gst_measure(uint32_t w, uint32_t h, unsigned n, int cpu_prod, int cp
 		for (int t = 0; t < 4 && (t == 0 || !b.ok); t++)
 			gst_run(kind, w, h, n0, cpu_prod, cpu_cons, &b);
 		g->ok &= a.ok && b.ok;
-		g->prod_us[k] = ((double)a.prod_cpu_ns - (double)b.prod_cpu_ns) / 1e3 / d - g->render_us;
+		g->prod_us[k] =
+			((double)a.prod_cpu_ns - (double)b.prod_cpu_ns) / 1e3 / d - g->render_us;
 		g->cons_us[k] = ((double)a.cons_cpu_ns - (double)b.cons_cpu_ns) / 1e3 / d;
 		g->fps[k] = d / (((double)a.prod_wall_ns - (double)b.prod_wall_ns) / 1e9);
 	}
@@ -920,8 +930,8 @@ static double ratio(double a, double b)
 	return b > 0 ? a / b : 0;
 }
 
-static const struct entry *find(const char *group, uint32_t w, uint32_t h, unsigned n,
-				enum mode m, enum touch t, const char *placement)
+static const struct entry *find(const char *group, uint32_t w, uint32_t h, unsigned n, enum mode m,
+				enum touch t, const char *placement)
 {
 	for (size_t i = 0; i < n_entries; i++) {
 		const struct entry *e = &entries[i];
@@ -955,10 +965,12 @@ static void print_entry(const struct entry *e)
 		       r->error);
 		return;
 	}
-	printf("%-10s %3u %-5s %-13s %-6s %10.0f %9.2f %9.2f %8.1f %8.1f %8.1f | %7.3f %7.2f %7.2f\n",
+	printf("%-10s %3u %-5s %-13s %-6s %10.0f %9.2f %9.2f %8.1f %8.1f %8.1f | %7.3f %7.2f "
+	       "%7.2f\n",
 	       size, e->cfg.n_cons, touch_names[e->cfg.touch], mode_names[e->cfg.mode],
 	       e->cfg.placement, r->fps, r->prod_cpu_us, r->cons_cpu_us, r->p50_us, r->p99_us,
-	       r->max_us, c ? ratio(r->prod_cpu_us + r->cons_cpu_us, c->prod_cpu_us + c->cons_cpu_us) : 0,
+	       r->max_us,
+	       c ? ratio(r->prod_cpu_us + r->cons_cpu_us, c->prod_cpu_us + c->cons_cpu_us) : 0,
 	       c ? ratio(r->fps, c->fps) : 0, c ? ratio(r->p50_us, c->p50_us) : 0);
 	fflush(stdout);
 }
@@ -998,9 +1010,10 @@ static void json_entry(FILE *f, const struct entry *e)
 
 	fprintf(f, "{\"group\": ");
 	json_str(f, e->cfg.group);
-	fprintf(f, ", \"width\": %u, \"height\": %u, \"format\": \"NV12\", \"frame_bytes\": %" PRIu64
-		   ", \"consumers\": %u, \"mode\": \"%s\", \"touch\": \"%s\", \"placement\": \"%s\", "
-		   "\"producer_cpu\": %d, \"consumer_cpu\": %d, \"ok\": %s",
+	fprintf(f,
+		", \"width\": %u, \"height\": %u, \"format\": \"NV12\", \"frame_bytes\": %" PRIu64
+		", \"consumers\": %u, \"mode\": \"%s\", \"touch\": \"%s\", \"placement\": \"%s\", "
+		"\"producer_cpu\": %d, \"consumer_cpu\": %d, \"ok\": %s",
 		e->cfg.w, e->cfg.h, r->frame_bytes, e->cfg.n_cons, mode_names[e->cfg.mode],
 		touch_names[e->cfg.touch], e->cfg.placement, e->cfg.prod_cpu, e->cfg.cons_cpu,
 		r->ok ? "true" : "false");
@@ -1024,11 +1037,13 @@ static void json_entry(FILE *f, const struct entry *e)
 		r->skipped, r->copied_bytes);
 	if (c)
 		fprintf(f,
-			", \"vs_copy\": {\"fps\": %.4f, \"producer_cpu\": %.5f, \"consumer_cpu\": %.5f, "
+			", \"vs_copy\": {\"fps\": %.4f, \"producer_cpu\": %.5f, \"consumer_cpu\": "
+			"%.5f, "
 			"\"transport_cpu\": %.5f, \"p50\": %.4f, \"p99\": %.4f, \"max\": %.4f}",
 			jnum(ratio(r->fps, c->fps)), jnum(ratio(r->prod_cpu_us, c->prod_cpu_us)),
 			jnum(ratio(r->cons_cpu_us, c->cons_cpu_us)),
-			jnum(ratio(r->prod_cpu_us + r->cons_cpu_us, c->prod_cpu_us + c->cons_cpu_us)),
+			jnum(ratio(r->prod_cpu_us + r->cons_cpu_us,
+				   c->prod_cpu_us + c->cons_cpu_us)),
 			jnum(ratio(r->p50_us, c->p50_us)), jnum(ratio(r->p99_us, c->p99_us)),
 			jnum(ratio(r->max_us, c->max_us)));
 	fprintf(f, "}");
@@ -1087,20 +1102,20 @@ static int parse_list(const char *s, unsigned *out, unsigned max, unsigned *ret_
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: " TOOL " [options]\n"
-		"Measure what a frame costs through zcv (zero-copy), its copy tier, mapping\n"
-		"per frame, and GStreamer shmsink/shmsrc, side by side.\n\n"
-		"  --quick              a few seconds: one small size, 1-2 consumers (ctest)\n"
-		"  --json FILE          write every figure as JSON\n"
-		"  --sizes LIST         WxH,WxH,... (default 640x480,1280x720,1920x1080,3840x2160)\n"
-		"  --consumers LIST     consumer counts (default 1,2,4,8)\n"
-		"  --seconds S          length of the unpaced phase of each run (default 1.0)\n"
-		"  --buffers N          pool size (default 4)\n"
-		"  --no-gst             skip the GStreamer shm runs\n"
-		"  --no-crossover       skip the copy vs map-per-frame sweep over small sizes\n"
-		"  --no-placement       skip the same-CPU / cross-CPU latency runs\n"
-		"  --help\n");
+	fprintf(f, "Usage: " TOOL " [options]\n"
+		   "Measure what a frame costs through zcv (zero-copy), its copy tier, mapping\n"
+		   "per frame, and GStreamer shmsink/shmsrc, side by side.\n\n"
+		   "  --quick              a few seconds: one small size, 1-2 consumers (ctest)\n"
+		   "  --json FILE          write every figure as JSON\n"
+		   "  --sizes LIST         WxH,WxH,... (default "
+		   "640x480,1280x720,1920x1080,3840x2160)\n"
+		   "  --consumers LIST     consumer counts (default 1,2,4,8)\n"
+		   "  --seconds S          length of the unpaced phase of each run (default 1.0)\n"
+		   "  --buffers N          pool size (default 4)\n"
+		   "  --no-gst             skip the GStreamer shm runs\n"
+		   "  --no-crossover       skip the copy vs map-per-frame sweep over small sizes\n"
+		   "  --no-placement       skip the same-CPU / cross-CPU latency runs\n"
+		   "  --help\n");
 }
 
 static void machine_json(FILE *f)
@@ -1128,7 +1143,8 @@ static void machine_json(FILE *f)
 	json_str(f, model);
 	fprintf(f, ", \"kernel\": ");
 	json_str(f, u.release);
-	fprintf(f, ", \"memory_mb\": %ld}", sysconf(_SC_PHYS_PAGES) / 1024 * sysconf(_SC_PAGESIZE) / 1024);
+	fprintf(f, ", \"memory_mb\": %ld}",
+		sysconf(_SC_PHYS_PAGES) / 1024 * sysconf(_SC_PAGESIZE) / 1024);
 }
 
 int main(int argc, char **argv)
@@ -1146,8 +1162,8 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	static const struct size cross_sizes[] = { { 64, 64 },	   { 160, 120 },   { 320, 240 },
-						   { 640, 480 },   { 1280, 720 },  { 1920, 1080 },
+	static const struct size cross_sizes[] = { { 64, 64 },    { 160, 120 },  { 320, 240 },
+						   { 640, 480 },  { 1280, 720 }, { 1920, 1080 },
 						   { 3840, 2160 } };
 	struct size sizes[16] = { { 640, 480 }, { 1280, 720 }, { 1920, 1080 }, { 3840, 2160 } };
 	unsigned n_sizes = 4, cons[16] = { 1, 2, 4, 8 }, n_cons_list = 4, n_buffers = 4;
@@ -1166,11 +1182,16 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'q': quick = true; break;
-		case 'j': json_path = optarg; break;
+		case 'q':
+			quick = true;
+			break;
+		case 'j':
+			json_path = optarg;
+			break;
 		case 's':
 			if (parse_sizes(optarg, sizes, ZCV_ARRAY_SIZE(sizes), &n_sizes) < 0) {
-				fprintf(stderr, TOOL ": --sizes wants WxH[,WxH...] with even sizes\n");
+				fprintf(stderr,
+					TOOL ": --sizes wants WxH[,WxH...] with even sizes\n");
 				return 2;
 			}
 			have_sizes = true;
@@ -1194,17 +1215,28 @@ int main(int argc, char **argv)
 			unsigned long v = strtoul(optarg, NULL, 10);
 
 			if (v < 2 || v > ZCV_POOL_MAX_BUFFERS) {
-				fprintf(stderr, TOOL ": --buffers wants 2..%d\n", ZCV_POOL_MAX_BUFFERS);
+				fprintf(stderr, TOOL ": --buffers wants 2..%d\n",
+					ZCV_POOL_MAX_BUFFERS);
 				return 2;
 			}
 			n_buffers = (unsigned)v;
 			break;
 		}
-		case 'G': gst = false; break;
-		case 'X': crossover = false; break;
-		case 'P': placement = false; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'G':
+			gst = false;
+			break;
+		case 'X':
+			crossover = false;
+			break;
+		case 'P':
+			placement = false;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (optind < argc) {
@@ -1224,11 +1256,13 @@ int main(int argc, char **argv)
 		n_cross = 2;
 	}
 	if (gst && system("gst-inspect-1.0 shmsink >/dev/null 2>&1") != 0) {
-		fprintf(stderr, TOOL ": gst-launch-1.0 with shmsink not found: GStreamer runs skipped\n");
+		fprintf(stderr,
+			TOOL ": gst-launch-1.0 with shmsink not found: GStreamer runs skipped\n");
 		gst = false;
 	}
 
-	printf("zcv-bench: NV12, memfd pool of %u pre-rendered buffers, unpaced producer; %ld CPUs\n"
+	printf("zcv-bench: NV12, memfd pool of %u pre-rendered buffers, unpaced producer; %ld "
+	       "CPUs\n"
 	       "prod/cons us: CPU time per frame (unpaced; cons = mean per consumer);\n"
 	       "p50/p99/max: hand-off latency publish -> consumer callback, one frame in flight;\n"
 	       "x/cp: ratio to the copy tier of the same size, consumers and touch.\n",
@@ -1246,12 +1280,20 @@ int main(int argc, char **argv)
 				/* copy first so the others can print their ratio */
 				for (int m = MODE_COPY; m < MODE_COPY + MODE_COUNT; m++) {
 					struct run_cfg rc = {
-						.w = sizes[s].w, .h = sizes[s].h, .n_cons = cons[ci],
-						.mode = (enum mode)(m % MODE_COUNT), .touch = (enum touch)t,
-						.prod_cpu = -1, .cons_cpu = -1, .placement = "free",
-						.t1 = seconds, .t2 = seconds / 2,
-						.min1 = quick ? 5 : 20, .max1 = 1000000,
-						.min2 = quick ? 5 : 50, .max2 = quick ? 200 : 2000,
+						.w = sizes[s].w,
+						.h = sizes[s].h,
+						.n_cons = cons[ci],
+						.mode = (enum mode)(m % MODE_COUNT),
+						.touch = (enum touch)t,
+						.prod_cpu = -1,
+						.cons_cpu = -1,
+						.placement = "free",
+						.t1 = seconds,
+						.t2 = seconds / 2,
+						.min1 = quick ? 5 : 20,
+						.max1 = 1000000,
+						.min2 = quick ? 5 : 50,
+						.max2 = quick ? 200 : 2000,
 						.group = "matrix",
 					};
 					struct entry *e = add_entry(&rc);
@@ -1273,12 +1315,20 @@ int main(int argc, char **argv)
 			for (int pl = 0; pl < 2; pl++) {
 				for (int m = MODE_COPY; m >= MODE_ZEROCOPY; m--) {
 					struct run_cfg rc = {
-						.w = sizes[s].w, .h = sizes[s].h, .n_cons = 1,
-						.mode = (enum mode)m, .touch = TOUCH_NONE, .prod_cpu = 0,
-						.cons_cpu = pl ? 1 : 0, .placement = pl ? "cross" : "same",
-						.t1 = seconds / 2, .t2 = seconds,
-						.min1 = quick ? 5 : 20, .max1 = 1000000,
-						.min2 = quick ? 5 : 200, .max2 = quick ? 200 : 5000,
+						.w = sizes[s].w,
+						.h = sizes[s].h,
+						.n_cons = 1,
+						.mode = (enum mode)m,
+						.touch = TOUCH_NONE,
+						.prod_cpu = 0,
+						.cons_cpu = pl ? 1 : 0,
+						.placement = pl ? "cross" : "same",
+						.t1 = seconds / 2,
+						.t2 = seconds,
+						.min1 = quick ? 5 : 20,
+						.max1 = 1000000,
+						.min2 = quick ? 5 : 200,
+						.max2 = quick ? 200 : 5000,
 						.group = "placement",
 					};
 					struct entry *e = add_entry(&rc);
@@ -1299,12 +1349,20 @@ int main(int argc, char **argv)
 			for (int t = 0; t < 2; t++) {
 				for (int m = MODE_COPY; m < MODE_COPY + MODE_COUNT; m++) {
 					struct run_cfg rc = {
-						.w = cross_sizes[s].w, .h = cross_sizes[s].h, .n_cons = 1,
-						.mode = (enum mode)(m % MODE_COUNT), .touch = (enum touch)t,
-						.prod_cpu = -1, .cons_cpu = -1, .placement = "free",
-						.t1 = seconds / 2, .t2 = seconds / 10,
-						.min1 = quick ? 5 : 20, .max1 = 1000000,
-						.min2 = 5, .max2 = quick ? 50 : 500,
+						.w = cross_sizes[s].w,
+						.h = cross_sizes[s].h,
+						.n_cons = 1,
+						.mode = (enum mode)(m % MODE_COUNT),
+						.touch = (enum touch)t,
+						.prod_cpu = -1,
+						.cons_cpu = -1,
+						.placement = "free",
+						.t1 = seconds / 2,
+						.t2 = seconds / 10,
+						.min1 = quick ? 5 : 20,
+						.max1 = 1000000,
+						.min2 = 5,
+						.max2 = quick ? 50 : 500,
 						.group = "crossover",
 					};
 					struct entry *e = add_entry(&rc);
@@ -1323,37 +1381,55 @@ int main(int argc, char **argv)
 	{
 		unsigned s = n_sizes - 1, nc = quick ? cons[n_cons_list - 1] : 8;
 		struct run_cfg rc = {
-			.w = sizes[s].w, .h = sizes[s].h, .n_cons = nc, .mode = MODE_ZEROCOPY,
-			.touch = TOUCH_NONE, .prod_cpu = -1, .cons_cpu = -1, .placement = "free",
-			.t1 = seconds / 4, .t2 = quick ? 0.3 : 5.0, .min1 = 5, .max1 = 1000000,
-			.min2 = 5, .max2 = 100000, .paced_fps = 60, .group = "paced60",
+			.w = sizes[s].w,
+			.h = sizes[s].h,
+			.n_cons = nc,
+			.mode = MODE_ZEROCOPY,
+			.touch = TOUCH_NONE,
+			.prod_cpu = -1,
+			.cons_cpu = -1,
+			.placement = "free",
+			.t1 = seconds / 4,
+			.t2 = quick ? 0.3 : 5.0,
+			.min1 = 5,
+			.max1 = 1000000,
+			.min2 = 5,
+			.max2 = 100000,
+			.paced_fps = 60,
+			.group = "paced60",
 		};
 		struct entry *e = add_entry(&rc);
 
-		print_header("== paced: 60 fps, touch none (latency at 60 fps; producer % of a core)");
+		print_header(
+			"== paced: 60 fps, touch none (latency at 60 fps; producer % of a core)");
 		if (run_one(&rc, n_buffers, &e->res) < 0)
 			failures++;
 		print_entry(e);
 		if (e->res.ok)
-			printf("producer at 60 fps: %.3f%% of one core (%.2f us per frame, %u consumers)\n",
+			printf("producer at 60 fps: %.3f%% of one core (%.2f us per frame, %u "
+			       "consumers)\n",
 			       e->res.prod2_core_pct, e->res.prod2_cpu_us, nc);
 	}
 
 	if (gst) {
-		printf("\n== GStreamer 1.x shmsink -> shmsrc (gst-launch-1.0, CPU from rusage, free placement)\n");
+		printf("\n== GStreamer 1.x shmsink -> shmsrc (gst-launch-1.0, CPU from rusage, "
+		       "free placement)\n");
 		printf("%-10s %7s %10s | %-28s | %-28s\n", "size", "frames", "render us",
 		       "(a) zero-copy: prod/cons/fps", "(b) copying: prod/cons/fps");
 		for (unsigned s = 0; s < n_sizes; s++) {
 			uint64_t bytes = (uint64_t)sizes[s].w * sizes[s].h * 3 / 2;
-			unsigned n = quick ? 50 : (unsigned)ZCV_MAX(300ull, ZCV_MIN(4000ull, 4000000000ull / bytes));
+			unsigned n =
+				quick ? 50 :
+					(unsigned)ZCV_MAX(300ull,
+							  ZCV_MIN(4000ull, 4000000000ull / bytes));
 			char size[24];
 
 			gst_measure(sizes[s].w, sizes[s].h, n, -1, -1, &gres[s]);
 			snprintf(size, sizeof(size), "%ux%u", sizes[s].w, sizes[s].h);
-			printf("%-10s %7u %10.1f | %8.1f %8.1f %10.0f | %8.1f %8.1f %10.0f%s\n", size, n,
-			       gres[s].render_us, gres[s].prod_us[0], gres[s].cons_us[0],
-			       gres[s].fps[0], gres[s].prod_us[1], gres[s].cons_us[1], gres[s].fps[1],
-			       gres[s].ok ? "" : "  (a run failed)");
+			printf("%-10s %7u %10.1f | %8.1f %8.1f %10.0f | %8.1f %8.1f %10.0f%s\n",
+			       size, n, gres[s].render_us, gres[s].prod_us[0], gres[s].cons_us[0],
+			       gres[s].fps[0], gres[s].prod_us[1], gres[s].cons_us[1],
+			       gres[s].fps[1], gres[s].ok ? "" : "  (a run failed)");
 			fflush(stdout);
 			if (!gres[s].ok)
 				failures++;
@@ -1365,63 +1441,77 @@ int main(int argc, char **argv)
 	unsigned n_tg = 0;
 	{
 		struct size big = sizes[n_sizes - 1], small = sizes[0];
-		const struct entry *zc1 = find("matrix", big.w, big.h, 1, MODE_ZEROCOPY, TOUCH_NONE, NULL);
-		const struct entry *cp1 = find("matrix", big.w, big.h, 1, MODE_COPY, TOUCH_NONE, NULL);
-		const struct entry *same_big = find("placement", big.w, big.h, 1, MODE_ZEROCOPY,
-						    TOUCH_NONE, "same");
-		const struct entry *same_small = find("placement", small.w, small.h, 1,
-						      MODE_ZEROCOPY, TOUCH_NONE, "same");
-		const struct entry *cross_big = find("placement", big.w, big.h, 1, MODE_ZEROCOPY,
-						     TOUCH_NONE, "cross");
-		const struct entry *cross_small = find("placement", small.w, small.h, 1,
-						       MODE_ZEROCOPY, TOUCH_NONE, "cross");
-		const struct entry *zcs = find("matrix", small.w, small.h, 1, MODE_ZEROCOPY,
-					       TOUCH_NONE, NULL);
+		const struct entry *zc1 =
+			find("matrix", big.w, big.h, 1, MODE_ZEROCOPY, TOUCH_NONE, NULL);
+		const struct entry *cp1 =
+			find("matrix", big.w, big.h, 1, MODE_COPY, TOUCH_NONE, NULL);
+		const struct entry *same_big =
+			find("placement", big.w, big.h, 1, MODE_ZEROCOPY, TOUCH_NONE, "same");
+		const struct entry *same_small =
+			find("placement", small.w, small.h, 1, MODE_ZEROCOPY, TOUCH_NONE, "same");
+		const struct entry *cross_big =
+			find("placement", big.w, big.h, 1, MODE_ZEROCOPY, TOUCH_NONE, "cross");
+		const struct entry *cross_small =
+			find("placement", small.w, small.h, 1, MODE_ZEROCOPY, TOUCH_NONE, "cross");
+		const struct entry *zcs =
+			find("matrix", small.w, small.h, 1, MODE_ZEROCOPY, TOUCH_NONE, NULL);
 		const struct entry *p60 = n_entries ? &entries[n_entries - 1] : NULL;
 		double zc_t = zc1 ? zc1->res.prod_cpu_us + zc1->res.cons_cpu_us : 0;
 
 #define TARGET(nm, val, lim, hib, ok_, ...)                                                        \
 	do {                                                                                       \
-		tg[n_tg] = (struct target){ .name = nm, .value = val, .limit = lim,                 \
-					    .higher_is_better = hib, .have = ok_ };                 \
-		snprintf(tg[n_tg].note, sizeof(tg[n_tg].note), __VA_ARGS__);                        \
+		tg[n_tg] = (struct target){ .name = nm,                                            \
+					    .value = val,                                          \
+					    .limit = lim,                                          \
+					    .higher_is_better = hib,                               \
+					    .have = ok_ };                                         \
+		snprintf(tg[n_tg].note, sizeof(tg[n_tg].note), __VA_ARGS__);                       \
 		n_tg++;                                                                            \
 	} while (0)
 		if (same_big && cross_big)
-			TARGET("handoff_p50_us_1_consumer", ZCV_MIN(same_big->res.p50_us, cross_big->res.p50_us), 10, false, true,
-			       "%ux%u p50: same CPU %.1f us, cross CPU %.1f us, free %.1f us", big.w, big.h,
-			       same_big->res.p50_us, cross_big->res.p50_us, zc1 ? zc1->res.p50_us : 0);
+			TARGET("handoff_p50_us_1_consumer",
+			       ZCV_MIN(same_big->res.p50_us, cross_big->res.p50_us), 10, false,
+			       true, "%ux%u p50: same CPU %.1f us, cross CPU %.1f us, free %.1f us",
+			       big.w, big.h, same_big->res.p50_us, cross_big->res.p50_us,
+			       zc1 ? zc1->res.p50_us : 0);
 		if (same_big && same_small)
-			TARGET("p50_big_over_small_same_cpu", ratio(same_big->res.p50_us, same_small->res.p50_us), 1.3,
-			       false, true, "same CPU: %.1f / %.1f us", same_big->res.p50_us,
+			TARGET("p50_big_over_small_same_cpu",
+			       ratio(same_big->res.p50_us, same_small->res.p50_us), 1.3, false,
+			       true, "same CPU: %.1f / %.1f us", same_big->res.p50_us,
 			       same_small->res.p50_us);
 		if (cross_big && cross_small)
-			TARGET("p50_big_over_small_cross_cpu", ratio(cross_big->res.p50_us, cross_small->res.p50_us), 1.3,
-			       false, true, "cross CPU: %.1f / %.1f us", cross_big->res.p50_us,
+			TARGET("p50_big_over_small_cross_cpu",
+			       ratio(cross_big->res.p50_us, cross_small->res.p50_us), 1.3, false,
+			       true, "cross CPU: %.1f / %.1f us", cross_big->res.p50_us,
 			       cross_small->res.p50_us);
 		else if (zc1 && zcs)
-			TARGET("p50_big_over_small_free", ratio(zc1->res.p50_us, zcs->res.p50_us), 1.3, false, true,
-			       "free placement: %.1f / %.1f us", zc1->res.p50_us, zcs->res.p50_us);
+			TARGET("p50_big_over_small_free", ratio(zc1->res.p50_us, zcs->res.p50_us),
+			       1.3, false, true, "free placement: %.1f / %.1f us", zc1->res.p50_us,
+			       zcs->res.p50_us);
 		if (zc1 && cp1)
-			TARGET("transport_cpu_x_below_copy_tier", ratio(cp1->res.prod_cpu_us + cp1->res.cons_cpu_us, zc_t), 50,
-			       true, true, "zero-copy %.2f us vs copy %.2f us (producer + 1 consumer)", zc_t,
-			       cp1->res.prod_cpu_us + cp1->res.cons_cpu_us);
+			TARGET("transport_cpu_x_below_copy_tier",
+			       ratio(cp1->res.prod_cpu_us + cp1->res.cons_cpu_us, zc_t), 50, true,
+			       true, "zero-copy %.2f us vs copy %.2f us (producer + 1 consumer)",
+			       zc_t, cp1->res.prod_cpu_us + cp1->res.cons_cpu_us);
 		if (zc1 && gst && gres[n_sizes - 1].ok) {
 			const struct gst_res *g = &gres[n_sizes - 1];
 
-			TARGET("transport_cpu_x_below_gst_copying_b", ratio(g->prod_us[1] + g->cons_us[1], zc_t), 50, true,
-			       true, "gst (b) %.1f + %.1f us vs zero-copy %.2f us", g->prod_us[1],
+			TARGET("transport_cpu_x_below_gst_copying_b",
+			       ratio(g->prod_us[1] + g->cons_us[1], zc_t), 50, true, true,
+			       "gst (b) %.1f + %.1f us vs zero-copy %.2f us", g->prod_us[1],
 			       g->cons_us[1], zc_t);
-			TARGET("transport_cpu_x_below_gst_zerocopy_a", ratio(g->prod_us[0] + g->cons_us[0], zc_t), 10, true,
-			       true, "gst (a) %.1f + %.1f us vs zero-copy %.2f us", g->prod_us[0],
+			TARGET("transport_cpu_x_below_gst_zerocopy_a",
+			       ratio(g->prod_us[0] + g->cons_us[0], zc_t), 10, true, true,
+			       "gst (a) %.1f + %.1f us vs zero-copy %.2f us", g->prod_us[0],
 			       g->cons_us[0], zc_t);
 		}
 		if (p60 && p60->res.ok && !strcmp(p60->cfg.group, "paced60"))
-			TARGET("producer_core_percent_60fps", p60->res.prod2_core_pct, 1, false, true,
-			       "%u consumers, %ux%u, %.2f us per frame", p60->cfg.n_cons, p60->cfg.w,
-			       p60->cfg.h, p60->res.prod2_cpu_us);
+			TARGET("producer_core_percent_60fps", p60->res.prod2_core_pct, 1, false,
+			       true, "%u consumers, %ux%u, %.2f us per frame", p60->cfg.n_cons,
+			       p60->cfg.w, p60->cfg.h, p60->res.prod2_cpu_us);
 		{
-			const struct entry *f = find("matrix", small.w, small.h, 1, MODE_ZEROCOPY, TOUCH_NONE, NULL);
+			const struct entry *f = find("matrix", small.w, small.h, 1, MODE_ZEROCOPY,
+						     TOUCH_NONE, NULL);
 
 			if (f)
 				TARGET("unpaced_fps_1_consumer", f->res.fps, 50000, true, true,
@@ -1430,7 +1520,8 @@ int main(int argc, char **argv)
 	}
 	printf("\n== targets (%s)\n", quick ? "quick run: not the reference sizes" : "this run");
 	for (unsigned i = 0; i < n_tg; i++) {
-		bool met = tg[i].higher_is_better ? tg[i].value >= tg[i].limit : tg[i].value <= tg[i].limit;
+		bool met = tg[i].higher_is_better ? tg[i].value >= tg[i].limit :
+						    tg[i].value <= tg[i].limit;
 
 		printf("%-38s %10.3f  %s %-8g %-6s %s\n", tg[i].name, tg[i].value,
 		       tg[i].higher_is_better ? ">=" : "<=", tg[i].limit, met ? "met" : "MISSED",
@@ -1448,8 +1539,10 @@ int main(int argc, char **argv)
 		}
 		fprintf(f, "{\"tool\": \"zcv-bench\", \"quick\": %s, ", quick ? "true" : "false");
 		machine_json(f);
-		fprintf(f, ",\n \"config\": {\"format\": \"NV12\", \"buffers\": %u, \"seconds\": %.3f, "
-			   "\"memory\": \"memfd\", \"pre_rendered\": true},\n \"runs\": [\n",
+		fprintf(f,
+			",\n \"config\": {\"format\": \"NV12\", \"buffers\": %u, \"seconds\": "
+			"%.3f, "
+			"\"memory\": \"memfd\", \"pre_rendered\": true},\n \"runs\": [\n",
 			n_buffers, seconds);
 		for (size_t i = 0; i < n_entries; i++) {
 			fprintf(f, "  ");
@@ -1467,18 +1560,20 @@ int main(int argc, char **argv)
 				"\"consumer_cpu_us\": %.3f, \"fps\": %.1f}, "
 				"\"copying_b\": {\"producer_cpu_us_over_render\": %.3f, "
 				"\"consumer_cpu_us\": %.3f, \"fps\": %.1f}}",
-				s ? "," : "", sizes[s].w, sizes[s].h, g->frames, g->ok ? "true" : "false",
-				jnum(g->render_us), jnum(g->prod_us[0]), jnum(g->cons_us[0]),
-				jnum(g->fps[0]), jnum(g->prod_us[1]), jnum(g->cons_us[1]),
-				jnum(g->fps[1]));
+				s ? "," : "", sizes[s].w, sizes[s].h, g->frames,
+				g->ok ? "true" : "false", jnum(g->render_us), jnum(g->prod_us[0]),
+				jnum(g->cons_us[0]), jnum(g->fps[0]), jnum(g->prod_us[1]),
+				jnum(g->cons_us[1]), jnum(g->fps[1]));
 		}
 		fprintf(f, "\n ],\n \"targets\": [");
 		for (unsigned i = 0; i < n_tg; i++) {
-			bool met = tg[i].higher_is_better ? tg[i].value >= tg[i].limit
-							  : tg[i].value <= tg[i].limit;
+			bool met = tg[i].higher_is_better ? tg[i].value >= tg[i].limit :
+							    tg[i].value <= tg[i].limit;
 
-			fprintf(f, "%s\n  {\"name\": \"%s\", \"value\": %.4f, \"limit\": %g, \"op\": \"%s\", "
-				   "\"met\": %s, \"note\": ",
+			fprintf(f,
+				"%s\n  {\"name\": \"%s\", \"value\": %.4f, \"limit\": %g, \"op\": "
+				"\"%s\", "
+				"\"met\": %s, \"note\": ",
 				i ? "," : "", tg[i].name, jnum(tg[i].value), tg[i].limit,
 				tg[i].higher_is_better ? ">=" : "<=", met ? "true" : "false");
 			json_str(f, tg[i].note);

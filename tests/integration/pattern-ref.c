@@ -22,7 +22,8 @@ int main(int argc, char **argv)
 	FILE *out = stdout;
 
 	if (!(argc == 6 && (i420 || !strcmp(argv[1], "fnv")))) {
-		fprintf(stderr, "usage: pattern-ref fnv WxH FORMAT FIRST COUNT | i420 WxH FIRST COUNT OUT\n");
+		fprintf(stderr, "usage: pattern-ref fnv WxH FORMAT FIRST COUNT | i420 WxH FIRST "
+				"COUNT OUT\n");
 		return 2;
 	}
 	if (tool_parse_size("pattern-ref", argv[2], &w, &h) < 0 ||
@@ -42,7 +43,8 @@ int main(int argc, char **argv)
 		if (i420)
 			fwrite(base, 1, l.size, out);
 		else
-			printf("%" PRIu64 " %016" PRIx64 "\n", k, zcv_frame_checksum(&l, (const uint8_t *const *)pl));
+			printf("%" PRIu64 " %016" PRIx64 "\n", k,
+			       zcv_frame_checksum(&l, (const uint8_t *const *)pl));
 	}
 	free(base);
 	return fclose(out) ? 1 : 0;

@@ -15,7 +15,7 @@
 #include <zcv/stats.h>
 #include "tool_common.h"
 
-#define TOOL "test-consumer"
+#define TOOL     "test-consumer"
 #define MAX_HELD 64
 
 struct tc {
@@ -68,8 +68,9 @@ static void note_fd(struct tc *t, int fd)
 				break;
 		fclose(fi);
 	}
-	tool_json_add(&t->fds, "%s{\"ino\": %llu, \"exporter\": \"%s\"}", t->n_fds_seen > 1 ? ", " : "",
-		      (unsigned long long)st.st_ino, exp[0] ? exp : "memfd");
+	tool_json_add(&t->fds, "%s{\"ino\": %llu, \"exporter\": \"%s\"}",
+		      t->n_fds_seen > 1 ? ", " : "", (unsigned long long)st.st_ino,
+		      exp[0] ? exp : "memfd");
 }
 
 static void on_format(void *data, const struct zcv_client_format *fmt)
@@ -143,7 +144,9 @@ int main(int argc, char **argv)
 		{ 0 },
 	};
 	struct zcv_client_config cfg = { .name = TOOL };
-	struct zcv_client_callbacks cbs = { .format = on_format, .frame = on_frame, .closed = on_closed };
+	struct zcv_client_callbacks cbs = { .format = on_format,
+					    .frame = on_frame,
+					    .closed = on_closed };
 	struct tc t = { 0 };
 	const char *stats_path = NULL;
 	struct tool_json j = { .len = 0 };
@@ -152,27 +155,44 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'k': cfg.socket_path = optarg; break;
-		case 'N': cfg.name = optarg; break;
-		case 'n': tool_parse_uint(TOOL, "--frames", optarg, UINT32_MAX, &t.max_frames); break;
+		case 'k':
+			cfg.socket_path = optarg;
+			break;
+		case 'N':
+			cfg.name = optarg;
+			break;
+		case 'n':
+			tool_parse_uint(TOOL, "--frames", optarg, UINT32_MAX, &t.max_frames);
+			break;
 		case 'H':
 			tool_parse_uint(TOOL, "--hold-ms", optarg, 100000, &v);
 			t.hold_ns = v * 1000000ull;
 			break;
-		case 'F': t.hold_forever = true; break;
+		case 'F':
+			t.hold_forever = true;
+			break;
 		case 'm':
 			tool_parse_uint(TOOL, "--max-hold", optarg, MAX_HELD - 1, &v);
 			cfg.max_hold = (unsigned)v;
 			break;
-		case 'v': t.verify = true; break;
-		case 'p': zcv_pattern_from_name(optarg, &t.pattern); break;
-		case 'c': cfg.caps = ZCV_CLIENT_CAP_NEEDS_COPY | ZCV_CLIENT_CAP_MEMFD; break;
-		case 'j': stats_path = optarg; break;
+		case 'v':
+			t.verify = true;
+			break;
+		case 'p':
+			zcv_pattern_from_name(optarg, &t.pattern);
+			break;
+		case 'c':
+			cfg.caps = ZCV_CLIENT_CAP_NEEDS_COPY | ZCV_CLIENT_CAP_MEMFD;
+			break;
+		case 'j':
+			stats_path = optarg;
+			break;
 		case 'x':
 			if (!(t.checksums = fopen(optarg, "we")))
 				return 1;
 			break;
-		default: return 2;
+		default:
+			return 2;
 		}
 	}
 	zcv_stats_init(&t.stats);
@@ -195,10 +215,11 @@ int main(int argc, char **argv)
 	}
 	t.stats.dropped = zcv_client_dropped(t.client);
 	t.stats.path = t.path ? zcv_path_name(t.path) : "none";
-	tool_json_add(&j, "\"tool\": \"" TOOL "\", \"mismatches\": %" PRIu64
-			  ", \"out_of_order\": %" PRIu64 ", \"last_seq\": %" PRIu64
-			  ", \"close_error\": %d, \"close_reason\": \"%s\", \"dispatch\": %d"
-			  ", \"error_frames\": %" PRIu64 ", \"buffers\": [%s]",
+	tool_json_add(&j,
+		      "\"tool\": \"" TOOL "\", \"mismatches\": %" PRIu64
+		      ", \"out_of_order\": %" PRIu64 ", \"last_seq\": %" PRIu64
+		      ", \"close_error\": %d, \"close_reason\": \"%s\", \"dispatch\": %d"
+		      ", \"error_frames\": %" PRIu64 ", \"buffers\": [%s]",
 		      t.mismatches, t.out_of_order, t.last_seq, t.close_error, t.close_reason, r,
 		      t.error_frames, t.fds.buf);
 	if (stats_path)

@@ -76,8 +76,8 @@ static void expect_pixel(const uint8_t *px, uint8_t r, uint8_t g, uint8_t b, int
  * every YUV format. */
 static void test_convert_yuv(void **state)
 {
-	static const uint32_t fmts[] = {ZCV_FMT_NV12, ZCV_FMT_NV16, ZCV_FMT_YUV420, ZCV_FMT_YUYV,
-					ZCV_FMT_UYVY};
+	static const uint32_t fmts[] = { ZCV_FMT_NV12, ZCV_FMT_NV16, ZCV_FMT_YUV420, ZCV_FMT_YUYV,
+					 ZCV_FMT_UYVY };
 
 	for (unsigned i = 0; i < ZCV_ARRAY_SIZE(fmts); i++) {
 		struct frame f;
@@ -162,7 +162,7 @@ static void test_png(void **state)
 	assert_non_null(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/x.png", dir);
 	for (uint32_t i = 0; i < w * h; i++) {
-		px[i * 4] = (uint8_t)i;		  /* B */
+		px[i * 4] = (uint8_t)i;           /* B */
 		px[i * 4 + 1] = (uint8_t)(i * 3); /* G */
 		px[i * 4 + 2] = (uint8_t)(i * 7); /* R */
 		px[i * 4 + 3] = 0x55;
@@ -223,8 +223,8 @@ static void on_release(void *data, const struct zcv_client_frame *f)
 
 static void test_no_device(void **state)
 {
-	struct zcv_display_config cfg = {.device = "/dev/dri/zcv-no-such-card"};
-	struct zcv_display_callbacks cbs = {.release = on_release};
+	struct zcv_display_config cfg = { .device = "/dev/dri/zcv-no-such-card" };
+	struct zcv_display_callbacks cbs = { .release = on_release };
 	struct zcv_display *d = NULL;
 	char err[256] = "";
 

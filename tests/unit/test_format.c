@@ -18,13 +18,45 @@ struct expect {
 };
 
 static const struct expect cases[] = {
-	{ ZCV_FMT_NV12, 1280, 720, 1, 2, { 1280, 1280 }, { 0, 921600 }, { 921600, 460800 }, 1382400 },
-	{ ZCV_FMT_NV12, 1920, 1080, 64, 2, { 1920, 1920 }, { 0, 2073600 }, { 2073600, 1036800 }, 3110400 },
+	{ ZCV_FMT_NV12,
+	  1280,
+	  720,
+	  1,
+	  2,
+	  { 1280, 1280 },
+	  { 0, 921600 },
+	  { 921600, 460800 },
+	  1382400 },
+	{ ZCV_FMT_NV12,
+	  1920,
+	  1080,
+	  64,
+	  2,
+	  { 1920, 1920 },
+	  { 0, 2073600 },
+	  { 2073600, 1036800 },
+	  3110400 },
 	{ ZCV_FMT_NV12, 100, 50, 64, 2, { 128, 128 }, { 0, 6400 }, { 6400, 3200 }, 9600 },
 	{ ZCV_FMT_NV16, 640, 480, 1, 2, { 640, 640 }, { 0, 307200 }, { 307200, 307200 }, 614400 },
-	{ ZCV_FMT_YUV420, 640, 480, 1, 3, { 640, 320, 320 }, { 0, 307200, 384000 }, { 307200, 76800, 76800 }, 460800 },
+	{ ZCV_FMT_YUV420,
+	  640,
+	  480,
+	  1,
+	  3,
+	  { 640, 320, 320 },
+	  { 0, 307200, 384000 },
+	  { 307200, 76800, 76800 },
+	  460800 },
 	/* 4:2:0 with padding: chroma stride 50 -> 64, each plane offset aligned */
-	{ ZCV_FMT_YUV420, 100, 20, 64, 3, { 128, 64, 64 }, { 0, 2560, 3200 }, { 2560, 640, 640 }, 3840 },
+	{ ZCV_FMT_YUV420,
+	  100,
+	  20,
+	  64,
+	  3,
+	  { 128, 64, 64 },
+	  { 0, 2560, 3200 },
+	  { 2560, 640, 640 },
+	  3840 },
 	{ ZCV_FMT_YUYV, 1280, 720, 1, 1, { 2560 }, { 0 }, { 1843200 }, 1843200 },
 	{ ZCV_FMT_UYVY, 642, 2, 64, 1, { 1344 }, { 0 }, { 2688 }, 2688 },
 	{ ZCV_FMT_XRGB8888, 1280, 720, 1, 1, { 5120 }, { 0 }, { 3686400 }, 3686400 },
@@ -65,7 +97,8 @@ static void test_every_format_has_sane_math(void **state)
 			assert_int_equal(l.planes[p].offset % 256, 0);
 			assert_true(l.planes[p].stride >= zcv_format_plane_row_bytes(fi, p, 320));
 			if (p)
-				assert_true(l.planes[p].offset >= l.planes[p - 1].offset + l.planes[p - 1].size);
+				assert_true(l.planes[p].offset >=
+					    l.planes[p - 1].offset + l.planes[p - 1].size);
 		}
 	}
 	assert_true(zcv_format_at(7) != NULL); /* the eight formats the project promises */
@@ -128,11 +161,16 @@ static void test_fourcc_str(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_layouts, zcv_test_fd_setup, zcv_test_fd_teardown),
-		cmocka_unit_test_setup_teardown(test_every_format_has_sane_math, zcv_test_fd_setup, zcv_test_fd_teardown),
-		cmocka_unit_test_setup_teardown(test_rejects, zcv_test_fd_setup, zcv_test_fd_teardown),
-		cmocka_unit_test_setup_teardown(test_validate, zcv_test_fd_setup, zcv_test_fd_teardown),
-		cmocka_unit_test_setup_teardown(test_fourcc_str, zcv_test_fd_setup, zcv_test_fd_teardown),
+		cmocka_unit_test_setup_teardown(test_layouts, zcv_test_fd_setup,
+						zcv_test_fd_teardown),
+		cmocka_unit_test_setup_teardown(test_every_format_has_sane_math, zcv_test_fd_setup,
+						zcv_test_fd_teardown),
+		cmocka_unit_test_setup_teardown(test_rejects, zcv_test_fd_setup,
+						zcv_test_fd_teardown),
+		cmocka_unit_test_setup_teardown(test_validate, zcv_test_fd_setup,
+						zcv_test_fd_teardown),
+		cmocka_unit_test_setup_teardown(test_fourcc_str, zcv_test_fd_setup,
+						zcv_test_fd_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,11 +26,11 @@
 #include "wire.h"
 
 #define MAX_SINKS 4
-#define MAX_HELD 64
+#define MAX_HELD  64
 
 struct sink {
 	struct zcv_client *c;
-	bool manual;     /* keep frames until the test releases them */
+	bool manual; /* keep frames until the test releases them */
 	int formats;
 	struct zcv_client_format fmt;
 	unsigned n_frames;
@@ -472,7 +472,7 @@ static void test_hold_limit(void **state)
 static void test_hold_timeout(void **state)
 {
 	struct env e;
-	struct zcv_server_config cfg = { 					 .hold_timeout_ns = 50 * 1000000ull };
+	struct zcv_server_config cfg = { .hold_timeout_ns = 50 * 1000000ull };
 	struct zcv_consumer_info info;
 	struct pollfd pfd;
 	struct sink *s;
@@ -733,8 +733,8 @@ static void test_constraints_admission(void **state)
 	assert_int_equal(b->fmt.path, 3);
 	/* the private pool is laid out for 64-line alignment */
 	assert_int_equal(b->fmt.layout.planes[1].offset,
-			 b->fmt.layout.planes[0].stride *
-				 ((e.pool->layout.height + 63) / 64 * 64) / fi->vsub[0]);
+			 b->fmt.layout.planes[0].stride * ((e.pool->layout.height + 63) / 64 * 64) /
+				 fi->vsub[0]);
 	assert_int_equal(produce(&e, 1), 2);
 	pump(&e);
 	assert_int_equal(a->n_frames + b->n_frames, 2);

@@ -39,19 +39,31 @@ static void test_all_formats(void **state)
 			assert_int_equal(zcv_pattern_render(pat, &l, 123456, pa), 0);
 			assert_int_equal(zcv_pattern_render(pat, &l, 123456, pb), 0);
 			assert_memory_equal(a, b, l.size); /* pure function, padding too */
-			assert_int_equal(zcv_pattern_read_code(&l, (const uint8_t *const *)pa, &code), 0);
+			assert_int_equal(
+				zcv_pattern_read_code(&l, (const uint8_t *const *)pa, &code), 0);
 			assert_int_equal(code, 123456);
-			assert_int_equal(zcv_pattern_check(pat, &l, 123456, (const uint8_t *const *)pa, scratch, NULL), 0);
+			assert_int_equal(zcv_pattern_check(pat, &l, 123456,
+							   (const uint8_t *const *)pa, scratch,
+							   NULL),
+					 0);
 
 			assert_int_equal(zcv_pattern_render(pat, &l, 123457, pb), 0);
 			assert_memory_not_equal(a, b, l.size);
-			assert_int_equal(zcv_pattern_check(pat, &l, 123456, (const uint8_t *const *)pb, scratch, NULL), -EBADMSG);
+			assert_int_equal(zcv_pattern_check(pat, &l, 123456,
+							   (const uint8_t *const *)pb, scratch,
+							   NULL),
+					 -EBADMSG);
 
 			/* one byte in the last plane's last visible row */
 			unsigned lp = l.n_planes - 1;
-			size_t off = (size_t)(zcv_format_plane_lines(fi, lp, l.height) - 1) * l.planes[lp].stride + 5;
+			size_t off = (size_t)(zcv_format_plane_lines(fi, lp, l.height) - 1) *
+					     l.planes[lp].stride +
+				     5;
 			pa[lp][off] ^= 0x40;
-			assert_int_equal(zcv_pattern_check(pat, &l, 123456, (const uint8_t *const *)pa, scratch, &diff), -EBADMSG);
+			assert_int_equal(zcv_pattern_check(pat, &l, 123456,
+							   (const uint8_t *const *)pa, scratch,
+							   &diff),
+					 -EBADMSG);
 			assert_int_equal(diff, ((uint64_t)lp << 32) | off);
 			free(a);
 			free(b);
@@ -107,9 +119,12 @@ static void test_bad_input(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_all_formats, zcv_test_fd_setup, zcv_test_fd_teardown),
-		cmocka_unit_test_setup_teardown(test_moving_element, zcv_test_fd_setup, zcv_test_fd_teardown),
-		cmocka_unit_test_setup_teardown(test_bad_input, zcv_test_fd_setup, zcv_test_fd_teardown),
+		cmocka_unit_test_setup_teardown(test_all_formats, zcv_test_fd_setup,
+						zcv_test_fd_teardown),
+		cmocka_unit_test_setup_teardown(test_moving_element, zcv_test_fd_setup,
+						zcv_test_fd_teardown),
+		cmocka_unit_test_setup_teardown(test_bad_input, zcv_test_fd_setup,
+						zcv_test_fd_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -115,7 +115,8 @@ static void test_pool_accounting(void **state)
 	void *m = pool->buffers[2].map[0];
 	assert_int_equal(zcv_pool_map(pool, 2, PROT_READ | PROT_WRITE), 0);
 	assert_ptr_equal(pool->buffers[2].map[0], m);
-	assert_ptr_equal(zcv_buffer_plane(pool, &pool->buffers[2], 1), (uint8_t *)m + l.planes[1].offset);
+	assert_ptr_equal(zcv_buffer_plane(pool, &pool->buffers[2], 1),
+			 (uint8_t *)m + l.planes[1].offset);
 	assert_null(zcv_buffer_plane(pool, &pool->buffers[2], 2));
 	assert_null(zcv_buffer_plane(pool, &pool->buffers[0], 0)); /* unmapped */
 	zcv_pool_destroy(pool);
@@ -173,7 +174,8 @@ static void test_stats(void **state)
 	assert_non_null(strstr(buf, "\"frames\": 61"));
 	assert_non_null(strstr(buf, "\"path\": \"memfd\""));
 	assert_non_null(strstr(buf, "\"copied_bytes\": 0"));
-	assert_non_null(strstr(buf, "\"latency_us\": {\"p50\": 50.0, \"p99\": 99.0, \"max\": 100.0}"));
+	assert_non_null(
+		strstr(buf, "\"latency_us\": {\"p50\": 50.0, \"p99\": 99.0, \"max\": 100.0}"));
 	assert_non_null(strstr(buf, ", \"x\": 1}"));
 	free(buf);
 	zcv_stats_finish(&s);
@@ -192,12 +194,18 @@ static void test_stats(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_memfd_sealed, zcv_test_fd_setup, zcv_test_fd_teardown),
-		cmocka_unit_test_setup_teardown(test_fd_size_and_sync, zcv_test_fd_setup, zcv_test_fd_teardown),
-		cmocka_unit_test_setup_teardown(test_copy_counter, zcv_test_fd_setup, zcv_test_fd_teardown),
-		cmocka_unit_test_setup_teardown(test_pool_accounting, zcv_test_fd_setup, zcv_test_fd_teardown),
-		cmocka_unit_test_setup_teardown(test_pool_bad_input, zcv_test_fd_setup, zcv_test_fd_teardown),
-		cmocka_unit_test_setup_teardown(test_stats, zcv_test_fd_setup, zcv_test_fd_teardown),
+		cmocka_unit_test_setup_teardown(test_memfd_sealed, zcv_test_fd_setup,
+						zcv_test_fd_teardown),
+		cmocka_unit_test_setup_teardown(test_fd_size_and_sync, zcv_test_fd_setup,
+						zcv_test_fd_teardown),
+		cmocka_unit_test_setup_teardown(test_copy_counter, zcv_test_fd_setup,
+						zcv_test_fd_teardown),
+		cmocka_unit_test_setup_teardown(test_pool_accounting, zcv_test_fd_setup,
+						zcv_test_fd_teardown),
+		cmocka_unit_test_setup_teardown(test_pool_bad_input, zcv_test_fd_setup,
+						zcv_test_fd_teardown),
+		cmocka_unit_test_setup_teardown(test_stats, zcv_test_fd_setup,
+						zcv_test_fd_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

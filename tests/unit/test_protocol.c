@@ -168,8 +168,8 @@ static void test_roundtrip_all(void **state)
 	roundtrip(&bye, len, NULL, 0);
 
 	/* a reason longer than the field is cut, still NUL-terminated */
-	len = zcv_msg_init_bye(&bye, 0,
-			       "0123456789012345678901234567890123456789012345678901234567890123456789");
+	len = zcv_msg_init_bye(
+		&bye, 0, "0123456789012345678901234567890123456789012345678901234567890123456789");
 	assert_int_equal(zcv_msg_validate(&bye, len, 0), 0);
 	assert_int_equal(strlen(bye.reason), sizeof(bye.reason) - 1);
 }
@@ -524,10 +524,10 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, zcv_test_fd_setup, zcv_test_fd_teardown)
-		T(test_roundtrip_all),      T(test_type_names),        T(test_validate_header),
-		T(test_validate_fds),       T(test_validate_fields),   T(test_recv_fds_on_frame), T(test_hello_sizes),
-		T(test_recv_two_cmsgs),     T(test_recv_ctrunc),       T(test_recv_oversize),
-		T(test_read_invalid_buffer), T(test_recv_eof_eagain),
+		T(test_roundtrip_all), T(test_type_names),          T(test_validate_header),
+		T(test_validate_fds),  T(test_validate_fields),     T(test_recv_fds_on_frame),
+		T(test_hello_sizes),   T(test_recv_two_cmsgs),      T(test_recv_ctrunc),
+		T(test_recv_oversize), T(test_read_invalid_buffer), T(test_recv_eof_eagain),
 #undef T
 	};
 

@@ -31,7 +31,8 @@ static uint8_t *read_file(const char *path, size_t *len)
 
 /* Sample (x, y) of component c (0 Y, 1 U, 2 V) read straight from the
  * source layout, the reference the Y4M planes must match. */
-static uint8_t sample(const struct zcv_layout *l, uint8_t *const pl[], int c, uint32_t x, uint32_t y)
+static uint8_t sample(const struct zcv_layout *l, uint8_t *const pl[], int c, uint32_t x,
+		      uint32_t y)
 {
 	switch (l->fourcc) {
 	case ZCV_FMT_NV12:
@@ -80,7 +81,8 @@ static void roundtrip(uint32_t fourcc, const char *tag, uint32_t vsub, bool expe
 	assert_int_equal(zcv_record_destroy(rec), 0);
 
 	file = read_file(path, &len);
-	hdr_len = (size_t)snprintf(hdr, sizeof(hdr), "YUV4MPEG2 W%u H%u F60:1 Ip A1:1 C%s\n", w, h, tag);
+	hdr_len = (size_t)snprintf(hdr, sizeof(hdr), "YUV4MPEG2 W%u H%u F60:1 Ip A1:1 C%s\n", w, h,
+				   tag);
 	assert_memory_equal(file, hdr, hdr_len);
 	size_t frame_len = 6 + (size_t)w * h + 2 * (size_t)(w / 2) * (h / vsub);
 	assert_int_equal(len, hdr_len + frames * frame_len);
@@ -94,11 +96,13 @@ static void roundtrip(uint32_t fourcc, const char *tag, uint32_t vsub, bool expe
 			for (uint32_t x = 0; x < w; x++)
 				assert_int_equal(f[y * w + x], sample(&l, pl, 0, x, y));
 		for (int c = 1; c <= 2; c++) {
-			const uint8_t *cp = f + (size_t)w * h + (size_t)(c - 1) * (w / 2) * (h / vsub);
+			const uint8_t *cp =
+				f + (size_t)w * h + (size_t)(c - 1) * (w / 2) * (h / vsub);
 
 			for (uint32_t y = 0; y < h / vsub; y++)
 				for (uint32_t x = 0; x < w / 2; x++)
-					assert_int_equal(cp[y * (w / 2) + x], sample(&l, pl, c, x * 2, y * vsub));
+					assert_int_equal(cp[y * (w / 2) + x],
+							 sample(&l, pl, c, x * 2, y * vsub));
 		}
 	}
 	free(file);
@@ -158,8 +162,10 @@ static void test_raw_and_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_y4m_formats, zcv_test_fd_setup, zcv_test_fd_teardown),
-		cmocka_unit_test_setup_teardown(test_raw_and_errors, zcv_test_fd_setup, zcv_test_fd_teardown),
+		cmocka_unit_test_setup_teardown(test_y4m_formats, zcv_test_fd_setup,
+						zcv_test_fd_teardown),
+		cmocka_unit_test_setup_teardown(test_raw_and_errors, zcv_test_fd_setup,
+						zcv_test_fd_teardown),
 	};
 	int r;
 

@@ -146,8 +146,12 @@ int main(int argc, char **argv)
 		if (hd[0] != 0x4456435a)
 			die("bad dump record");
 		refs = realloc(refs, (n_refs + 1) * sizeof(*refs));
-		refs[n_refs] = (struct ref){ .seq = hd[4] | (uint64_t)hd[5] << 32, .data = dump + off + 32,
-					     .w = hd[1], .h = hd[2], .fourcc = hd[3], .bytes = hd[6] };
+		refs[n_refs] = (struct ref){ .seq = hd[4] | (uint64_t)hd[5] << 32,
+					     .data = dump + off + 32,
+					     .w = hd[1],
+					     .h = hd[2],
+					     .fourcc = hd[3],
+					     .bytes = hd[6] };
 		if (off + 32 + hd[6] > dlen)
 			break; /* truncated last record */
 		off += 32 + hd[6];
@@ -185,7 +189,8 @@ int main(int argc, char **argv)
 	if (fd < 0 || xioctl(fd, VIDIOC_QUERYCAP, &cap) < 0)
 		die("cannot open the decoder");
 	{
-		uint32_t c = cap.capabilities & V4L2_CAP_DEVICE_CAPS ? cap.device_caps : cap.capabilities;
+		uint32_t c = cap.capabilities & V4L2_CAP_DEVICE_CAPS ? cap.device_caps :
+								       cap.capabilities;
 
 		mp = !(c & V4L2_CAP_VIDEO_M2M);
 	}
@@ -193,7 +198,9 @@ int main(int argc, char **argv)
 	ct = mp ? V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE : V4L2_BUF_TYPE_VIDEO_CAPTURE;
 	{
 		struct v4l2_format f = { .type = ot };
-		struct v4l2_requestbuffers rq = { .type = ot, .memory = V4L2_MEMORY_MMAP, .count = NBUF };
+		struct v4l2_requestbuffers rq = { .type = ot,
+						  .memory = V4L2_MEMORY_MMAP,
+						  .count = NBUF };
 		struct v4l2_event_subscription sub = { .type = V4L2_EVENT_SOURCE_CHANGE };
 		int t = ot;
 
@@ -213,7 +220,9 @@ int main(int argc, char **argv)
 			die("REQBUFS OUTPUT");
 		for (unsigned i = 0; i < NBUF; i++) {
 			struct v4l2_plane pl[VIDEO_MAX_PLANES] = { 0 };
-			struct v4l2_buffer b = { .type = ot, .memory = V4L2_MEMORY_MMAP, .index = i };
+			struct v4l2_buffer b = { .type = ot,
+						 .memory = V4L2_MEMORY_MMAP,
+						 .index = i };
 
 			if (mp) {
 				b.m.planes = pl;
@@ -241,7 +250,9 @@ int main(int argc, char **argv)
 		/* feed free OUTPUT buffers */
 		for (unsigned i = 0; i < NBUF && next < n_frames; i++) {
 			struct v4l2_plane pl[VIDEO_MAX_PLANES] = { 0 };
-			struct v4l2_buffer b = { .type = ot, .memory = V4L2_MEMORY_MMAP, .index = i };
+			struct v4l2_buffer b = { .type = ot,
+						 .memory = V4L2_MEMORY_MMAP,
+						 .index = i };
 
 			if (obusy[i])
 				continue;
@@ -270,7 +281,9 @@ int main(int argc, char **argv)
 		poll(&pfd, 1, 50);
 		while (xioctl(fd, VIDIOC_DQEVENT, &ev) == 0) {
 			struct v4l2_format f = { .type = ct };
-			struct v4l2_requestbuffers rq = { .type = ct, .memory = V4L2_MEMORY_MMAP, .count = NBUF };
+			struct v4l2_requestbuffers rq = { .type = ct,
+							  .memory = V4L2_MEMORY_MMAP,
+							  .count = NBUF };
 			int t = ct;
 
 			if (ev.type != V4L2_EVENT_SOURCE_CHANGE || cap_on)
@@ -282,7 +295,8 @@ int main(int argc, char **argv)
 			else
 				f.fmt.pix.pixelformat = V4L2_PIX_FMT_NV12;
 			if (xioctl(fd, VIDIOC_S_FMT, &f) < 0 ||
-			    (mp ? f.fmt.pix_mp.pixelformat : f.fmt.pix.pixelformat) != V4L2_PIX_FMT_NV12)
+			    (mp ? f.fmt.pix_mp.pixelformat : f.fmt.pix.pixelformat) !=
+				    V4L2_PIX_FMT_NV12)
 				die("the decoder does not give NV12");
 			bpl = mp ? f.fmt.pix_mp.plane_fmt[0].bytesperline : f.fmt.pix.bytesperline;
 			coded_h = mp ? f.fmt.pix_mp.height : f.fmt.pix.height;
@@ -291,7 +305,9 @@ int main(int argc, char **argv)
 			n_cap = rq.count > NBUF ? NBUF : rq.count;
 			for (unsigned i = 0; i < n_cap; i++) {
 				struct v4l2_plane pl[VIDEO_MAX_PLANES] = { 0 };
-				struct v4l2_buffer b = { .type = ct, .memory = V4L2_MEMORY_MMAP, .index = i };
+				struct v4l2_buffer b = { .type = ct,
+							 .memory = V4L2_MEMORY_MMAP,
+							 .index = i };
 
 				if (mp) {
 					b.m.planes = pl;
@@ -342,12 +358,15 @@ int main(int argc, char **argv)
 				break;
 			used = mp ? pl[0].bytesused : b.bytesused;
 			if (used) {
-				const struct ref *rf = decoded < n_seqs ? find_ref(seqs[decoded]) : NULL;
+				const struct ref *rf =
+					decoded < n_seqs ? find_ref(seqs[decoded]) : NULL;
 
 				if (!rf || rf->fourcc != V4L2_PIX_FMT_NV12) {
 					missing++;
 					printf("frame %zu: no NV12 reference (seq %llu)\n", decoded,
-					       decoded < n_seqs ? (unsigned long long)seqs[decoded] : 0ull);
+					       decoded < n_seqs ?
+						       (unsigned long long)seqs[decoded] :
+						       0ull);
 				} else {
 					double p = psnr(rf, cmap[b.index], bpl, coded_h);
 

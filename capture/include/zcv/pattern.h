@@ -30,8 +30,8 @@ int zcv_pattern_render(enum zcv_pattern pattern, const struct zcv_layout *layout
 
 /* Reads the frame code of a frame. Returns 0 or -EBADMSG when the cells
  * are not clean black/white (not a pattern frame, or corrupted). */
-int zcv_pattern_read_code(const struct zcv_layout *layout, const uint8_t *const planes[ZCV_MAX_PLANES],
-			  uint32_t *ret_k);
+int zcv_pattern_read_code(const struct zcv_layout *layout,
+			  const uint8_t *const planes[ZCV_MAX_PLANES], uint32_t *ret_k);
 
 /*
  * Compares a frame with the pattern's frame k, visible bytes only.

@@ -11,26 +11,28 @@
 	((uint32_t)(a) | ((uint32_t)(b) << 8) | ((uint32_t)(c) << 16) | ((uint32_t)(d) << 24))
 
 /* Fourccs follow V4L2's naming; the DRM equivalent is in zcv_format_info. */
-#define ZCV_FMT_NV12 ZCV_FOURCC('N', 'V', '1', '2')
-#define ZCV_FMT_NV16 ZCV_FOURCC('N', 'V', '1', '6')
-#define ZCV_FMT_YUV420 ZCV_FOURCC('Y', 'U', '1', '2') /* I420 */
-#define ZCV_FMT_YUYV ZCV_FOURCC('Y', 'U', 'Y', 'V')
-#define ZCV_FMT_UYVY ZCV_FOURCC('U', 'Y', 'V', 'Y')
-#define ZCV_FMT_XRGB8888 ZCV_FOURCC('X', 'R', '2', '4') /* V4L2_PIX_FMT_XBGR32: B,G,R,X in memory */
-#define ZCV_FMT_ARGB8888 ZCV_FOURCC('A', 'R', '2', '4') /* V4L2_PIX_FMT_ABGR32: B,G,R,A in memory */
+#define ZCV_FMT_NV12     ZCV_FOURCC('N', 'V', '1', '2')
+#define ZCV_FMT_NV16     ZCV_FOURCC('N', 'V', '1', '6')
+#define ZCV_FMT_YUV420   ZCV_FOURCC('Y', 'U', '1', '2') /* I420 */
+#define ZCV_FMT_YUYV     ZCV_FOURCC('Y', 'U', 'Y', 'V')
+#define ZCV_FMT_UYVY     ZCV_FOURCC('U', 'Y', 'V', 'Y')
+#define ZCV_FMT_XRGB8888 ZCV_FOURCC('X', 'R', '2', '4') /* V4L2_PIX_FMT_XBGR32: B,G,R,X in memory  \
+							 */
+#define ZCV_FMT_ARGB8888 ZCV_FOURCC('A', 'R', '2', '4') /* V4L2_PIX_FMT_ABGR32: B,G,R,A in memory  \
+							 */
 #define ZCV_FMT_GREY ZCV_FOURCC('G', 'R', 'E', 'Y')
 
 /* Static description of one pixel format. */
 struct zcv_format_info {
-	uint32_t fourcc;      /* V4L2 fourcc */
-	uint32_t drm_fourcc;  /* DRM fourcc of the same memory layout, 0 if none */
-	const char *name;     /* "NV12", "YUYV", ... as accepted on command lines */
-	uint8_t n_planes;     /* colour planes in memory */
-	uint8_t cpp[ZCV_MAX_PLANES]; /* bytes per pixel group column per plane (before hsub) */
+	uint32_t fourcc;              /* V4L2 fourcc */
+	uint32_t drm_fourcc;          /* DRM fourcc of the same memory layout, 0 if none */
+	const char *name;             /* "NV12", "YUYV", ... as accepted on command lines */
+	uint8_t n_planes;             /* colour planes in memory */
+	uint8_t cpp[ZCV_MAX_PLANES];  /* bytes per pixel group column per plane (before hsub) */
 	uint8_t hsub[ZCV_MAX_PLANES]; /* horizontal subsampling per plane */
 	uint8_t vsub[ZCV_MAX_PLANES]; /* vertical subsampling per plane */
-	uint8_t pixel_align;  /* width must be a multiple of this (YUYV: 2) */
-	uint8_t height_align; /* height must be a multiple of this (4:2:0: 2) */
+	uint8_t pixel_align;          /* width must be a multiple of this (YUYV: 2) */
+	uint8_t height_align;         /* height must be a multiple of this (4:2:0: 2) */
 	bool is_yuv;
 };
 

@@ -21,10 +21,10 @@ enum zcv_memory_kind {
 struct zcv_buffer {
 	unsigned index;
 	enum zcv_buffer_state state;
-	unsigned holders; /* consumers that hold it now */
+	unsigned holders;  /* consumers that hold it now */
 	uint64_t sequence; /* of the frame last published from it */
 	unsigned n_fds;
-	int fds[ZCV_MAX_PLANES];         /* owned by the pool; -1 if unused */
+	int fds[ZCV_MAX_PLANES]; /* owned by the pool; -1 if unused */
 	uint64_t fd_size[ZCV_MAX_PLANES];
 	uint8_t plane_fd[ZCV_MAX_PLANES]; /* memory object (fds[] index) of each plane */
 	void *map[ZCV_MAX_PLANES];        /* per fd, made once by zcv_pool_map() */
@@ -33,12 +33,12 @@ struct zcv_buffer {
 
 /* What a source knows of a frame it filled. */
 #define ZCV_FRAME_FLAG_ERROR (1u << 0) /* driver flagged the data as possibly corrupt */
-#define ZCV_FRAME_FLAG_LAST (1u << 1)  /* last frame of the stream */
+#define ZCV_FRAME_FLAG_LAST  (1u << 1) /* last frame of the stream */
 
 struct zcv_frame_meta {
 	uint64_t sequence;
-	uint64_t timestamp_ns; /* CLOCK_MONOTONIC */
-	uint32_t flags;        /* ZCV_FRAME_FLAG_* */
+	uint64_t timestamp_ns;              /* CLOCK_MONOTONIC */
+	uint32_t flags;                     /* ZCV_FRAME_FLAG_* */
 	uint32_t bytesused[ZCV_MAX_PLANES]; /* 0: the plane's full size */
 };
 
@@ -80,8 +80,8 @@ ZCV_EXPORT int zcv_pool_create_empty(const struct zcv_layout *layout, unsigned n
  * plane p lives in. Returns 0 or -EINVAL (bad index/count/mapping, a
  * plane that does not fit its fd), or the error of sizing an fd.
  */
-ZCV_EXPORT int zcv_pool_set_fds(struct zcv_pool *pool, unsigned idx, unsigned n_fds,
-				const int *fds, const uint8_t *plane_fd);
+ZCV_EXPORT int zcv_pool_set_fds(struct zcv_pool *pool, unsigned idx, unsigned n_fds, const int *fds,
+				const uint8_t *plane_fd);
 
 /* Unmaps and closes everything. Accepts NULL. */
 ZCV_EXPORT void zcv_pool_destroy(struct zcv_pool *pool);

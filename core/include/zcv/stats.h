@@ -25,10 +25,10 @@ ZCV_EXPORT void zcv_latency_add(struct zcv_latency *l, uint64_t ns);
 ZCV_EXPORT uint64_t zcv_latency_percentile(struct zcv_latency *l, double q);
 
 struct zcv_stats {
-	uint64_t frames;       /* frames received / handled */
-	uint64_t dropped;      /* frames missed (sequence gaps, skips) */
-	uint64_t copied_bytes; /* frame bytes zcv copied on the frame path */
-	const char *path;      /* "dmabuf", "memfd", "copy" */
+	uint64_t frames;           /* frames received / handled */
+	uint64_t dropped;          /* frames missed (sequence gaps, skips) */
+	uint64_t copied_bytes;     /* frame bytes zcv copied on the frame path */
+	const char *path;          /* "dmabuf", "memfd", "copy" */
 	uint64_t start_ns, end_ns; /* zcv_now_ns() at first and last frame */
 	struct zcv_latency latency;
 };

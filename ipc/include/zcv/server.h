@@ -18,16 +18,16 @@ struct zcv_server;
 /* struct zcv_frame_meta is in <zcv/pool.h>: sources fill it, the server sends it. */
 
 struct zcv_server_config {
-	const char *socket_path; /* NULL: zcv_socket_default_path() */
-	unsigned max_hold;       /* default and cap of frames one consumer may hold; 0: 2 */
-	uint64_t hold_timeout_ns; /* evict a consumer holding a frame longer; 0: 1 s */
-	unsigned max_consumers;   /* 0: 16 */
+	const char *socket_path;   /* NULL: zcv_socket_default_path() */
+	unsigned max_hold;         /* default and cap of frames one consumer may hold; 0: 2 */
+	uint64_t hold_timeout_ns;  /* evict a consumer holding a frame longer; 0: 1 s */
+	unsigned max_consumers;    /* 0: 16 */
 	uint32_t fps_num, fps_den; /* advertised frame rate; 0/1 unpaced */
 	uint32_t colorspace;       /* V4L2 colorspace, 0 default */
 	uint64_t modifier;         /* DRM modifier of the buffers, 0 linear */
-	bool allow_group;          /* also accept peers of allowed_gid (a zeroed config: same uid only) */
+	bool allow_group; /* also accept peers of allowed_gid (a zeroed config: same uid only) */
 	gid_t allowed_gid;
-	bool allow_any_uid;        /* tests only: skip the same-uid check */
+	bool allow_any_uid; /* tests only: skip the same-uid check */
 	/* Appended. true: a consumer whose HELLO arrived waits (state
 	 * HANDSHAKE, hello_seen) until zcv_server_admit(), so the producer can
 	 * first (re)allocate its pool to fit every consumer's constraints. */
@@ -46,18 +46,19 @@ struct zcv_consumer_info {
 	pid_t pid;
 	uid_t uid;
 	enum zcv_consumer_state state;
-	int path;              /* enum zcv_path of the protocol */
+	int path; /* enum zcv_path of the protocol */
 	unsigned max_hold;
-	unsigned held;         /* frames it holds now */
+	unsigned held; /* frames it holds now */
 	uint64_t frames_sent;
 	uint64_t skipped;      /* frames it missed because it was at its hold limit */
 	uint64_t copied_bytes; /* copy tier only */
-	int end_error;         /* why it left: 0 clean, -ECONNRESET, -ETIMEDOUT (held too long), -EPROTO, ... */
+	int end_error; /* why it left: 0 clean, -ECONNRESET, -ETIMEDOUT (held too long), -EPROTO,
+			  ... */
 	char end_reason[64];
 	/* Appended. */
-	bool hello_seen;                          /* its HELLO arrived */
+	bool hello_seen;                           /* its HELLO arrived */
 	struct zcv_client_constraints constraints; /* what it said it needs */
-	char path_reason[128]; /* why it got the copy tier ("" otherwise) */
+	char path_reason[128];                     /* why it got the copy tier ("" otherwise) */
 };
 
 /* Both run inside dispatch/publish/set_pool/end, never inside destroy.

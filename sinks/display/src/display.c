@@ -35,7 +35,7 @@ enum {
 	P_COUNT
 };
 static const char *const plane_prop_names[P_COUNT] = {
-	"FB_ID", "CRTC_ID", "SRC_X",  "SRC_Y",	"SRC_W",
+	"FB_ID", "CRTC_ID", "SRC_X",  "SRC_Y",  "SRC_W",
 	"SRC_H", "CRTC_X",  "CRTC_Y", "CRTC_W", "CRTC_H",
 };
 
@@ -62,7 +62,7 @@ struct slot {
 	bool used;
 	struct zcv_client_frame f;
 	uint32_t fb_id;
-	int dumb;	      /* copy path: index of the dumb buffer, else -1 */
+	int dumb;             /* copy path: index of the dumb buffer, else -1 */
 	struct rect src, dst; /* plane source (pixels) and CRTC rectangles */
 };
 
@@ -517,8 +517,8 @@ int zcv_display_create(const struct zcv_display_config *cfg,
 	for (int i = 0; i < 2; i++)
 		d->dumb[i].map = MAP_FAILED;
 
-	r = cfg->device ? open_card(d, cfg->device, errbuf, errlen)
-			: open_first_card(d, errbuf, errlen);
+	r = cfg->device ? open_card(d, cfg->device, errbuf, errlen) :
+			  open_first_card(d, errbuf, errlen);
 	if (r < 0)
 		goto fail;
 
@@ -570,7 +570,7 @@ static void dumb_destroy(struct zcv_display *d, struct dumb *b)
 
 static int dumb_create(struct zcv_display *d, struct dumb *b, uint32_t w, uint32_t h)
 {
-	uint32_t handles[4] = {0}, pitches[4] = {0}, offsets[4] = {0};
+	uint32_t handles[4] = { 0 }, pitches[4] = { 0 }, offsets[4] = { 0 };
 	uint64_t off = 0;
 	int r;
 
@@ -629,12 +629,12 @@ static void fallback(struct zcv_display *d, const char *fmt, ...)
 	va_end(ap);
 	snprintf(d->info.placement, sizeof(d->info.placement), "%s",
 		 d->fmt.layout.width == d->info.mode_width &&
-				 d->fmt.layout.height == d->info.mode_height
-			 ? "full"
-		 : d->fmt.layout.width <= d->info.mode_width &&
-				 d->fmt.layout.height <= d->info.mode_height
-			 ? "centred"
-			 : "cropped");
+				 d->fmt.layout.height == d->info.mode_height ?
+			 "full" :
+		 d->fmt.layout.width <= d->info.mode_width &&
+				 d->fmt.layout.height <= d->info.mode_height ?
+			 "centred" :
+			 "cropped");
 	d->info.plane_scaling = false;
 	if (d->cbs.fallback)
 		d->cbs.fallback(d->data, d->info.fallback_reason);
@@ -657,8 +657,8 @@ static int import_fb(struct zcv_display *d, const struct zcv_client_frame *f, ui
 {
 	const struct zcv_layout *l = &d->fmt.layout;
 	const struct zcv_format_info *fi = zcv_format_lookup(l->fourcc);
-	uint32_t handles[4] = {0}, pitches[4] = {0}, offsets[4] = {0};
-	uint64_t mods[4] = {0};
+	uint32_t handles[4] = { 0 }, pitches[4] = { 0 }, offsets[4] = { 0 };
+	uint64_t mods[4] = { 0 };
 	struct fbent *free_e = NULL;
 	char fcc[5];
 	int r;
@@ -710,9 +710,9 @@ static int import_fb(struct zcv_display *d, const struct zcv_client_frame *f, ui
 			 "%s (%s) cannot make a %s framebuffer of the imported buffer "
 			 "(AddFB2: %s)%s",
 			 d->info.device, d->info.driver, fi->name, strerror(-r),
-			 plane_has_format(d, fi->drm_fourcc)
-				 ? ""
-				 : "; its plane cannot scan out that format");
+			 plane_has_format(d, fi->drm_fourcc) ?
+				 "" :
+				 "; its plane cannot scan out that format");
 		return r;
 	}
 	free_e->used = true;
@@ -747,8 +747,8 @@ static int atomic_show(struct zcv_display *d, uint32_t fb, const struct rect *sr
 		       const struct rect *dst, bool test)
 {
 	drmModeAtomicReq *req = drmModeAtomicAlloc();
-	uint32_t flags = test ? DRM_MODE_ATOMIC_TEST_ONLY
-			      : DRM_MODE_ATOMIC_NONBLOCK | DRM_MODE_PAGE_FLIP_EVENT;
+	uint32_t flags = test ? DRM_MODE_ATOMIC_TEST_ONLY :
+				DRM_MODE_ATOMIC_NONBLOCK | DRM_MODE_PAGE_FLIP_EVENT;
 	int r;
 
 	if (!req)
@@ -811,8 +811,8 @@ static int zc_place(struct zcv_display *d, uint32_t fb)
 		return 0;
 	}
 	if (fw == mw && fh == mh) {
-		src = (struct rect){0, 0, fw, fh};
-		dst = (struct rect){0, 0, mw, mh};
+		src = (struct rect){ 0, 0, fw, fh };
+		dst = (struct rect){ 0, 0, mw, mh };
 		r = atomic_show(d, fb, &src, &dst, true);
 		if (r == 0) {
 			snprintf(d->info.placement, sizeof(d->info.placement), "full");
@@ -827,9 +827,9 @@ static int zc_place(struct zcv_display *d, uint32_t fb)
 				h = mh;
 				w = (uint64_t)fw * mh / fh;
 			}
-			src = (struct rect){0, 0, fw, fh};
-			dst = (struct rect){(mw - (uint32_t)w) / 2, (mh - (uint32_t)h) / 2,
-					    (uint32_t)w, (uint32_t)h};
+			src = (struct rect){ 0, 0, fw, fh };
+			dst = (struct rect){ (mw - (uint32_t)w) / 2, (mh - (uint32_t)h) / 2,
+					     (uint32_t)w, (uint32_t)h };
 			r = atomic_show(d, fb, &src, &dst, true);
 			if (r == 0) {
 				snprintf(d->info.placement, sizeof(d->info.placement), "scaled");
@@ -841,7 +841,7 @@ static int zc_place(struct zcv_display *d, uint32_t fb)
 		src.h = ZCV_MIN(fh, mh);
 		src.x = (fw - src.w) / 2;
 		src.y = (fh - src.h) / 2;
-		dst = (struct rect){(mw - src.w) / 2, (mh - src.h) / 2, src.w, src.h};
+		dst = (struct rect){ (mw - src.w) / 2, (mh - src.h) / 2, src.w, src.h };
 		r = atomic_show(d, fb, &src, &dst, true);
 		if (r == 0) {
 			snprintf(d->info.placement, sizeof(d->info.placement), "%s",
@@ -857,9 +857,9 @@ static int zc_place(struct zcv_display *d, uint32_t fb)
 			 "%ux%u mode (atomic test: %s)%s",
 			 d->info.device, d->info.driver, fw, fh, fi ? fi->name : "?", mw, mh,
 			 strerror(-r),
-			 fi && !plane_has_format(d, fi->drm_fourcc)
-				 ? "; its plane lacks that format"
-				 : "");
+			 fi && !plane_has_format(d, fi->drm_fourcc) ?
+				 "; its plane lacks that format" :
+				 "");
 	}
 	return r;
 ok:
@@ -872,7 +872,7 @@ ok:
 static int copy_into(struct zcv_display *d, const struct zcv_client_frame *f, struct dumb *b)
 {
 	const struct zcv_layout *l = &d->fmt.layout;
-	const uint8_t *planes[ZCV_MAX_PLANES] = {0};
+	const uint8_t *planes[ZCV_MAX_PLANES] = { 0 };
 	int64_t n;
 
 	for (unsigned p = 0; p < l->n_planes; p++) {
@@ -904,8 +904,8 @@ static void flip_done(struct zcv_display *d, uint64_t ns);
 /* Puts f on its way to the screen; on success it is the pending slot. */
 static int submit(struct zcv_display *d, const struct zcv_client_frame *f)
 {
-	struct slot s = {.used = true, .f = *f, .dumb = -1};
-	struct rect full = {0, 0, d->info.mode_width, d->info.mode_height};
+	struct slot s = { .used = true, .f = *f, .dumb = -1 };
+	struct rect full = { 0, 0, d->info.mode_width, d->info.mode_height };
 	int r;
 
 	if (!d->info.copy) {
@@ -915,8 +915,8 @@ static int submit(struct zcv_display *d, const struct zcv_client_frame *f)
 		if (r == 0) {
 			s.src = d->zc_src;
 			s.dst = d->zc_dst;
-			r = d->info.atomic ? atomic_show(d, s.fb_id, &s.src, &s.dst, false)
-					   : legacy_show(d, s.fb_id, d->zc_x, d->zc_y);
+			r = d->info.atomic ? atomic_show(d, s.fb_id, &s.src, &s.dst, false) :
+					     legacy_show(d, s.fb_id, d->zc_x, d->zc_y);
 			if (r == 0) {
 				d->zc_verified = true;
 				goto ok;
@@ -940,8 +940,8 @@ static int submit(struct zcv_display *d, const struct zcv_client_frame *f)
 		return r;
 	s.src = full;
 	s.dst = full;
-	r = d->info.atomic ? atomic_show(d, s.fb_id, &full, &full, false)
-			   : legacy_show(d, s.fb_id, 0, 0);
+	r = d->info.atomic ? atomic_show(d, s.fb_id, &full, &full, false) :
+			     legacy_show(d, s.fb_id, 0, 0);
 	if (r < 0)
 		return r;
 ok:
@@ -1009,8 +1009,8 @@ static void flip_done(struct zcv_display *d, uint64_t ns)
 static void on_flip(int fd, unsigned seq, unsigned sec, unsigned usec, unsigned crtc, void *data)
 {
 	struct zcv_display *d = data;
-	uint64_t ns = d->monotonic ? (uint64_t)sec * 1000000000ull + (uint64_t)usec * 1000ull
-				   : zcv_now_ns();
+	uint64_t ns = d->monotonic ? (uint64_t)sec * 1000000000ull + (uint64_t)usec * 1000ull :
+				     zcv_now_ns();
 
 	flip_done(d, ns);
 }
@@ -1022,8 +1022,8 @@ int zcv_display_get_fd(struct zcv_display *d)
 
 int zcv_display_dispatch(struct zcv_display *d)
 {
-	drmEventContext ev = {.version = 3, .page_flip_handler2 = on_flip};
-	struct pollfd pfd = {.fd = d->fd, .events = POLLIN};
+	drmEventContext ev = { .version = 3, .page_flip_handler2 = on_flip };
+	struct pollfd pfd = { .fd = d->fd, .events = POLLIN };
 	int r;
 
 	while (poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLIN))
@@ -1042,7 +1042,7 @@ int zcv_display_finish(struct zcv_display *d, int timeout_ms)
 	uint64_t end = zcv_now_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000ull;
 
 	while (d->pending.used) {
-		struct pollfd pfd = {.fd = d->fd, .events = POLLIN};
+		struct pollfd pfd = { .fd = d->fd, .events = POLLIN };
 		int wait = -1, r;
 
 		if (timeout_ms >= 0) {
@@ -1111,7 +1111,7 @@ int zcv_display_show(struct zcv_display *d, const struct zcv_client_frame *f)
 			d->stats.skipped++;
 			release_slot(d, &d->queued);
 		}
-		d->queued = (struct slot){.used = true, .f = *f, .dumb = -1};
+		d->queued = (struct slot){ .used = true, .f = *f, .dumb = -1 };
 		d->stats.held_max = ZCV_MAX(d->stats.held_max, held(d));
 		return 0;
 	}
@@ -1143,7 +1143,7 @@ void zcv_display_get_stats(struct zcv_display *d, struct zcv_display_stats *ret_
 
 static int snapshot_writeback(struct zcv_display *d, uint8_t *pixels)
 {
-	struct dumb b = {.map = MAP_FAILED};
+	struct dumb b = { .map = MAP_FAILED };
 	uint32_t w = d->info.mode_width, h = d->info.mode_height;
 	int32_t fence = -1;
 	bool swapped = false, attached = false;
@@ -1181,7 +1181,7 @@ static int snapshot_writeback(struct zcv_display *d, uint8_t *pixels)
 		goto out;
 	attached = true;
 	if (fence >= 0) {
-		struct pollfd pfd = {.fd = fence, .events = POLLIN};
+		struct pollfd pfd = { .fd = fence, .events = POLLIN };
 
 		if (poll(&pfd, 1, 1000) <= 0) {
 			r = -EIO;
@@ -1236,7 +1236,7 @@ int zcv_display_snapshot(struct zcv_display *d, struct zcv_display_image *ret)
 			free(px);
 			return r;
 		}
-		*ret = (struct zcv_display_image){w, h, px, d->shown.f.sequence, "writeback"};
+		*ret = (struct zcv_display_image){ w, h, px, d->shown.f.sequence, "writeback" };
 		return 0;
 	}
 	if (d->shown.dumb >= 0) {
@@ -1252,7 +1252,7 @@ int zcv_display_snapshot(struct zcv_display *d, struct zcv_display_image *ret)
 			       (size_t)w * 4);
 	} else {
 		const struct zcv_client_frame *f = &d->shown.f;
-		const uint8_t *planes[ZCV_MAX_PLANES] = {0};
+		const uint8_t *planes[ZCV_MAX_PLANES] = { 0 };
 		int64_t n;
 
 		w = d->fmt.layout.width;
@@ -1274,7 +1274,7 @@ int zcv_display_snapshot(struct zcv_display *d, struct zcv_display_image *ret)
 			return (int)n;
 		}
 	}
-	*ret = (struct zcv_display_image){w, h, px, d->shown.f.sequence, "buffer"};
+	*ret = (struct zcv_display_image){ w, h, px, d->shown.f.sequence, "buffer" };
 	return 0;
 }
 

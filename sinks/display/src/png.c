@@ -59,9 +59,9 @@ static int chunk(int fd, const char type[4], const uint8_t *data, uint32_t len)
 int zcv_png_write_xrgb(const char *path, const uint8_t *pixels, uint32_t width, uint32_t height,
 		       uint32_t stride)
 {
-	static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+	static const uint8_t sig[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' };
 	size_t row = (size_t)width * 3 + 1, raw_len;
-	uint8_t ihdr[13] = {0};
+	uint8_t ihdr[13] = { 0 };
 	uint8_t *raw = NULL, *z = NULL;
 	uLongf zlen;
 	char tmp[PATH_MAX];

@@ -54,7 +54,8 @@ struct zcv_encoder {
 static _Thread_local char create_error[320];
 static _Thread_local char looked_at[1024];
 
-static void set_error(struct zcv_encoder *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_error(struct zcv_encoder *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 static void set_error(struct zcv_encoder *e, const char *fmt, ...)
 {
@@ -98,7 +99,8 @@ static uint32_t m2m_codec(int fd, uint32_t caps, uint32_t codec)
 	struct v4l2_fmtdesc d = { 0 };
 	bool mplane;
 
-	if (!(caps & (V4L2_CAP_VIDEO_M2M | V4L2_CAP_VIDEO_M2M_MPLANE)) || !(caps & V4L2_CAP_STREAMING))
+	if (!(caps & (V4L2_CAP_VIDEO_M2M | V4L2_CAP_VIDEO_M2M_MPLANE)) ||
+	    !(caps & V4L2_CAP_STREAMING))
 		return 0;
 	mplane = !(caps & V4L2_CAP_VIDEO_M2M);
 	d.type = mplane ? V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE : V4L2_BUF_TYPE_VIDEO_CAPTURE;
@@ -141,7 +143,8 @@ int zcv_encoder_find(uint32_t codec, char *path, size_t size, const char **ret_l
 			what = strerror(errno);
 		} else if (xioctl(fd, VIDIOC_QUERYCAP, &cap) < 0) {
 			what = "not V4L2";
-		} else if (!(device_caps(&cap) & (V4L2_CAP_VIDEO_M2M | V4L2_CAP_VIDEO_M2M_MPLANE))) {
+		} else if (!(device_caps(&cap) &
+			     (V4L2_CAP_VIDEO_M2M | V4L2_CAP_VIDEO_M2M_MPLANE))) {
 			what = "not mem2mem";
 		} else if (m2m_codec(fd, device_caps(&cap), codec)) {
 			if (strlen(p) >= size) {
@@ -152,7 +155,8 @@ int zcv_encoder_find(uint32_t codec, char *path, size_t size, const char **ret_l
 			}
 			what = "encoder";
 		} else {
-			what = codec ? "mem2mem, codec not offered" : "mem2mem, no compressed CAPTURE format";
+			what = codec ? "mem2mem, codec not offered" :
+				       "mem2mem, no compressed CAPTURE format";
 		}
 		if (fd >= 0)
 			close(fd);
@@ -168,7 +172,8 @@ int zcv_encoder_find(uint32_t codec, char *path, size_t size, const char **ret_l
 	free(names);
 	if (r == -ENODEV && ret_looked_at) {
 		if (!n)
-			snprintf(looked_at, sizeof(looked_at), "no V4L2 devices (/dev/video*) at all");
+			snprintf(looked_at, sizeof(looked_at),
+				 "no V4L2 devices (/dev/video*) at all");
 		else if (codec)
 			snprintf(looked_at + strnlen(looked_at, sizeof(looked_at)),
 				 sizeof(looked_at) - strnlen(looked_at, sizeof(looked_at)),
@@ -178,8 +183,9 @@ int zcv_encoder_find(uint32_t codec, char *path, size_t size, const char **ret_l
 	return r;
 }
 
-int zcv_encoder_create(const struct zcv_encoder_config *cfg, const struct zcv_encoder_callbacks *cbs,
-		       void *data, struct zcv_encoder **ret_enc, const char **ret_error)
+int zcv_encoder_create(const struct zcv_encoder_config *cfg,
+		       const struct zcv_encoder_callbacks *cbs, void *data,
+		       struct zcv_encoder **ret_enc, const char **ret_error)
 {
 	struct v4l2_capability cap = { 0 };
 	struct zcv_encoder *e;
@@ -207,7 +213,8 @@ int zcv_encoder_create(const struct zcv_encoder_config *cfg, const struct zcv_en
 	}
 	if (xioctl(e->fd, VIDIOC_QUERYCAP, &cap) < 0) {
 		r = -ENOTTY;
-		snprintf(create_error, sizeof(create_error), "%s is not a V4L2 device", cfg->device);
+		snprintf(create_error, sizeof(create_error), "%s is not a V4L2 device",
+			 cfg->device);
 		goto fail;
 	}
 	snprintf(e->card, sizeof(e->card), "%s", (char *)cap.card);
@@ -224,11 +231,13 @@ int zcv_encoder_create(const struct zcv_encoder_config *cfg, const struct zcv_en
 		r = -ENODEV;
 		if (cfg->codec)
 			snprintf(create_error, sizeof(create_error),
-				 "%s (%s) does not encode to %s (see its CAPTURE formats: v4l2-ctl -d %s --list-formats)",
+				 "%s (%s) does not encode to %s (see its CAPTURE formats: v4l2-ctl "
+				 "-d %s --list-formats)",
 				 cfg->device, cap.card, fourcc_str(cfg->codec, a), cfg->device);
 		else
 			snprintf(create_error, sizeof(create_error),
-				 "%s (%s) is a mem2mem device without a compressed CAPTURE format: not an encoder (a decoder or converter?)",
+				 "%s (%s) is a mem2mem device without a compressed CAPTURE format: "
+				 "not an encoder (a decoder or converter?)",
 				 cfg->device, cap.card);
 		goto fail;
 	}
@@ -318,8 +327,8 @@ int zcv_encoder_get_fd(struct zcv_encoder *e)
 	return e->fd;
 }
 
-static int try_out(struct zcv_encoder *e, uint32_t fourcc, uint32_t w, uint32_t h,
-		   uint32_t *ret_w, uint32_t *ret_h, uint32_t *ret_bpl)
+static int try_out(struct zcv_encoder *e, uint32_t fourcc, uint32_t w, uint32_t h, uint32_t *ret_w,
+		   uint32_t *ret_h, uint32_t *ret_bpl)
 {
 	struct v4l2_format f = { .type = e->out_type };
 	int r;
@@ -355,8 +364,9 @@ static uint32_t align_up(uint32_t v, uint32_t a)
 int zcv_encoder_probe_needs(struct zcv_encoder *e, uint32_t fourcc, struct zcv_encoder_needs *ret)
 {
 	/* sizes whose rounding tells alignments from 2 to 64 apart */
-	static const uint32_t probes[][2] = { { 1920, 1080 }, { 1280, 720 }, { 1000, 1000 }, { 1366, 768 },
-					      { 1928, 1084 } };
+	static const uint32_t probes[][2] = {
+		{ 1920, 1080 }, { 1280, 720 }, { 1000, 1000 }, { 1366, 768 }, { 1928, 1084 }
+	};
 	uint32_t got[ZCV_ARRAY_SIZE(probes)][3];
 	const struct zcv_format_info *fi;
 	uint32_t ha = 1, sa = 1;
@@ -366,7 +376,8 @@ int zcv_encoder_probe_needs(struct zcv_encoder *e, uint32_t fourcc, struct zcv_e
 		fourcc = ZCV_FMT_NV12;
 	fi = zcv_format_lookup(fourcc);
 	for (size_t i = 0; i < ZCV_ARRAY_SIZE(probes); i++) {
-		r = try_out(e, fourcc, probes[i][0], probes[i][1], &got[i][0], &got[i][1], &got[i][2]);
+		r = try_out(e, fourcc, probes[i][0], probes[i][1], &got[i][0], &got[i][1],
+			    &got[i][2]);
 		if (r < 0)
 			return -EINVAL;
 	}
@@ -386,7 +397,8 @@ int zcv_encoder_probe_needs(struct zcv_encoder *e, uint32_t fourcc, struct zcv_e
 		bool ok = true;
 
 		for (size_t i = 0; i < ZCV_ARRAY_SIZE(probes); i++) {
-			uint32_t row = fi ? zcv_format_plane_row_bytes(fi, 0, probes[i][0]) : probes[i][0];
+			uint32_t row =
+				fi ? zcv_format_plane_row_bytes(fi, 0, probes[i][0]) : probes[i][0];
 
 			if (got[i][2] && align_up(row, a) != got[i][2])
 				ok = false;
@@ -434,7 +446,9 @@ static int setup_capture(struct zcv_encoder *e)
 	e->n_cap = req.count > MAX_CAP ? MAX_CAP : req.count;
 	for (unsigned i = 0; i < e->n_cap; i++) {
 		struct v4l2_plane pl[VIDEO_MAX_PLANES] = { 0 };
-		struct v4l2_buffer b = { .type = e->cap_type, .memory = V4L2_MEMORY_MMAP, .index = i };
+		struct v4l2_buffer b = { .type = e->cap_type,
+					 .memory = V4L2_MEMORY_MMAP,
+					 .index = i };
 		size_t len;
 		off_t off;
 		void *m;
@@ -453,7 +467,8 @@ static int setup_capture(struct zcv_encoder *e)
 		m = mmap(NULL, len, PROT_READ, MAP_SHARED, e->fd, off);
 		if (m == MAP_FAILED) {
 			r = -errno;
-			set_error(e, "cannot map the encoder's bitstream buffer %u: %s", i, strerror(-r));
+			set_error(e, "cannot map the encoder's bitstream buffer %u: %s", i,
+				  strerror(-r));
 			return r;
 		}
 		e->cap[i].map = m;
@@ -493,7 +508,9 @@ int zcv_encoder_start(struct zcv_encoder *e, const struct zcv_layout *l, unsigne
 		return -EINVAL;
 	}
 	if (separate) {
-		set_error(e, "the stream has a memory object per plane (%s with separate planes), but %s reads %s from one buffer",
+		set_error(e,
+			  "the stream has a memory object per plane (%s with separate planes), but "
+			  "%s reads %s from one buffer",
 			  fi->name, e->device, fi->name);
 		return -EINVAL;
 	}
@@ -528,8 +545,8 @@ int zcv_encoder_start(struct zcv_encoder *e, const struct zcv_layout *l, unsigne
 	e->coded_height = h;
 	/* more than alignment rounding: the size is out of the driver's range */
 	if (w < l->width || h < l->height || w - l->width >= 64 || h - l->height >= 64) {
-		set_error(e, "%s (%s) cannot encode %ux%u %s: it offered %ux%u instead", e->device, e->card,
-			  l->width, l->height, fi->name, w, h);
+		set_error(e, "%s (%s) cannot encode %ux%u %s: it offered %ux%u instead", e->device,
+			  e->card, l->width, l->height, fi->name, w, h);
 		return -EINVAL;
 	}
 	/* Where the driver reads each plane of a one-buffer format: planes
@@ -538,9 +555,13 @@ int zcv_encoder_start(struct zcv_encoder *e, const struct zcv_layout *l, unsigne
 		uint32_t stride = bpl * fi->cpp[p] / fi->hsub[p] / fi->cpp[0];
 
 		if (l->planes[p].stride != stride || l->planes[p].offset != off) {
-			set_error(e, "%s reads %s %ux%u with plane %u at offset %u, stride %u (coded %ux%u), "
-				  "but the stream has it at offset %u, stride %u: the producer must allocate "
-				  "for this encoder (zcv-capture does for consumers present at start)",
+			set_error(e,
+				  "%s reads %s %ux%u with plane %u at offset %u, stride %u (coded "
+				  "%ux%u), "
+				  "but the stream has it at offset %u, stride %u: the producer "
+				  "must allocate "
+				  "for this encoder (zcv-capture does for consumers present at "
+				  "start)",
 				  e->device, fi->name, l->width, l->height, p, off, stride, w, h,
 				  l->planes[p].offset, l->planes[p].stride);
 			return -EINVAL;
@@ -580,7 +601,8 @@ int zcv_encoder_start(struct zcv_encoder *e, const struct zcv_layout *l, unsigne
 	r = xioctl(e->fd, VIDIOC_S_FMT, &f);
 	if (r < 0 || (e->mplane ? f.fmt.pix_mp.pixelformat : f.fmt.pix.pixelformat) != e->codec) {
 		set_error(e, "%s refused the coded format %s at %ux%u%s%s", e->device,
-			  fourcc_str(e->codec, b), w, h, r < 0 ? ": " : "", r < 0 ? strerror(-r) : "");
+			  fourcc_str(e->codec, b), w, h, r < 0 ? ": " : "",
+			  r < 0 ? strerror(-r) : "");
 		return r == -EBUSY ? r : -EINVAL;
 	}
 	if (e->cfg.bitrate > 0 && !set_ctrl(e, V4L2_CID_MPEG_VIDEO_BITRATE, e->cfg.bitrate))
@@ -594,8 +616,8 @@ int zcv_encoder_start(struct zcv_encoder *e, const struct zcv_layout *l, unsigne
 	req.count = n_buffers;
 	r = xioctl(e->fd, VIDIOC_REQBUFS, &req);
 	if (r < 0 || req.count < n_buffers) {
-		set_error(e, "%s cannot import %u %s buffers on its OUTPUT queue: %s", e->device, n_buffers,
-			  memory == ZCV_ENCODER_USERPTR ? "USERPTR" : "DMABUF",
+		set_error(e, "%s cannot import %u %s buffers on its OUTPUT queue: %s", e->device,
+			  n_buffers, memory == ZCV_ENCODER_USERPTR ? "USERPTR" : "DMABUF",
 			  r < 0 ? strerror(-r) : "it offered fewer");
 		return r < 0 ? r : -ENOMEM;
 	}
@@ -646,10 +668,12 @@ int zcv_encoder_queue(struct zcv_encoder *e, const struct zcv_encoder_frame *fr)
 	if (e->out_memory == V4L2_MEMORY_DMABUF) {
 		len = fr->fd_size[0];
 		if (fr->fd[0] < 0 || len < (uint64_t)fr->offset[0] + e->sizeimage) {
-			set_error(e, "frame buffer %u is %llu bytes from offset %u, but %s reads %u bytes per frame "
+			set_error(e,
+				  "frame buffer %u is %llu bytes from offset %u, but %s reads %u "
+				  "bytes per frame "
 				  "(%ux%u coded): the producer must allocate for this encoder",
-				  fr->index, (unsigned long long)len, fr->offset[0], e->device, e->sizeimage,
-				  e->coded_width, e->coded_height);
+				  fr->index, (unsigned long long)len, fr->offset[0], e->device,
+				  e->sizeimage, e->coded_width, e->coded_height);
 			return -EINVAL;
 		}
 		if (e->mplane) {
@@ -659,7 +683,9 @@ int zcv_encoder_queue(struct zcv_encoder *e, const struct zcv_encoder_frame *fr)
 			pl[0].bytesused = fr->offset[0] + e->sizeimage;
 		} else {
 			if (fr->offset[0]) {
-				set_error(e, "frame plane 0 starts at offset %u; the single-planar API of %s cannot say so",
+				set_error(e,
+					  "frame plane 0 starts at offset %u; the single-planar "
+					  "API of %s cannot say so",
 					  fr->offset[0], e->device);
 				return -EINVAL;
 			}
@@ -670,7 +696,8 @@ int zcv_encoder_queue(struct zcv_encoder *e, const struct zcv_encoder_frame *fr)
 	} else {
 		len = fr->fd_size[0];
 		if (!fr->map[0] || len < e->sizeimage) {
-			set_error(e, "frame buffer %u is %llu bytes, but %s reads %u bytes per frame",
+			set_error(e,
+				  "frame buffer %u is %llu bytes, but %s reads %u bytes per frame",
 				  fr->index, (unsigned long long)len, e->device, e->sizeimage);
 			return -EINVAL;
 		}
@@ -765,8 +792,8 @@ static int dq_capture(struct zcv_encoder *e)
 		if (e->ring[seq % TS_RING].seq == seq)
 			ts = e->ring[seq % TS_RING].ts;
 		if ((len || !(b.flags & V4L2_BUF_FLAG_LAST)) && e->cbs.packet)
-			e->cbs.packet(e->data, (const uint8_t *)e->cap[b.index].map + off, len, seq, ts,
-				      b.flags & V4L2_BUF_FLAG_KEYFRAME);
+			e->cbs.packet(e->data, (const uint8_t *)e->cap[b.index].map + off, len, seq,
+				      ts, b.flags & V4L2_BUF_FLAG_KEYFRAME);
 		if (b.flags & V4L2_BUF_FLAG_LAST) {
 			e->drained = true;
 			return 1;

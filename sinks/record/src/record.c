@@ -142,7 +142,8 @@ static void convert(struct zcv_record *rec, const struct zcv_layout *l,
 	*u = rec->staging + (packed ? (size_t)w * h : 0);
 	*v = *u + (size_t)*cw * *ch;
 	for (uint32_t r = 0; r < *ch; r++) {
-		const uint8_t *s = planes[packed ? 0 : 1] + (size_t)r * l->planes[packed ? 0 : 1].stride;
+		const uint8_t *s =
+			planes[packed ? 0 : 1] + (size_t)r * l->planes[packed ? 0 : 1].stride;
 		uint8_t *du = *u + (size_t)r * *cw, *dv = *v + (size_t)r * *cw;
 		uint8_t *dy = *y + (size_t)r * w;
 		/* byte positions of Y0 U Y1 V inside each 4-byte group */

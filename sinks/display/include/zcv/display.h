@@ -48,9 +48,9 @@ struct zcv_display_config {
 	/* refresh rate in Hz for choosing among modes of that size; 0: any,
 	 * preferring the preferred mode, then the highest rate */
 	uint32_t refresh;
-	bool legacy;	 /* use legacy modesetting even where atomic works */
+	bool legacy;     /* use legacy modesetting even where atomic works */
 	bool force_copy; /* take the copy path even where import works (testing) */
-	bool scale;	 /* zero-copy: scale to fit (aspect kept) when the plane
+	bool scale;      /* zero-copy: scale to fit (aspect kept) when the plane
 			  * can scale; otherwise, and by default, centre */
 };
 
@@ -73,17 +73,17 @@ struct zcv_display_info {
 	char connector[32]; /* "Virtual-1" */
 	uint32_t connector_id, crtc_id, plane_id;
 	uint32_t mode_width, mode_height, mode_refresh;
-	bool atomic;		   /* atomic modesetting (else legacy) */
-	bool writeback;		   /* a writeback connector can capture this CRTC */
-	bool plane_scaling;	   /* the zero-copy placement scales */
-	bool copy;		   /* the copy path is in use (for the current format) */
-	char placement[16];	   /* "full", "centred", "scaled", "cropped" */
+	bool atomic;               /* atomic modesetting (else legacy) */
+	bool writeback;            /* a writeback connector can capture this CRTC */
+	bool plane_scaling;        /* the zero-copy placement scales */
+	bool copy;                 /* the copy path is in use (for the current format) */
+	char placement[16];        /* "full", "centred", "scaled", "cropped" */
 	char fallback_reason[256]; /* why the copy path is in use; "" if it is not */
 };
 
 struct zcv_display_stats {
 	uint64_t frames;       /* frames handed to zcv_display_show() */
-	uint64_t flips;	       /* completed flips (each shows a new frame) */
+	uint64_t flips;        /* completed flips (each shows a new frame) */
 	uint64_t skipped;      /* frames replaced before they were shown */
 	uint64_t copied_bytes; /* bytes the copy path wrote (copies + conversions) */
 	uint64_t imports;      /* framebuffers made from pool buffers */

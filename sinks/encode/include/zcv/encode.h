@@ -68,8 +68,9 @@ int zcv_encoder_find(uint32_t codec, char *path, size_t size, const char **ret_l
  * -ENOTTY (not V4L2), -ENODEV (not a mem2mem encoder, or codec not
  * offered), -EBUSY, or a driver errno; *ret_error gets an explanation.
  */
-int zcv_encoder_create(const struct zcv_encoder_config *cfg, const struct zcv_encoder_callbacks *cbs,
-		       void *data, struct zcv_encoder **ret_enc, const char **ret_error);
+int zcv_encoder_create(const struct zcv_encoder_config *cfg,
+		       const struct zcv_encoder_callbacks *cbs, void *data,
+		       struct zcv_encoder **ret_enc, const char **ret_error);
 
 void zcv_encoder_destroy(struct zcv_encoder *enc); /* accepts NULL */
 
@@ -107,12 +108,12 @@ bool zcv_encoder_streaming(struct zcv_encoder *enc);
 unsigned zcv_encoder_missing_controls(struct zcv_encoder *enc);
 
 struct zcv_encoder_frame {
-	unsigned index;        /* pool buffer index = V4L2 OUTPUT index */
+	unsigned index; /* pool buffer index = V4L2 OUTPUT index */
 	uint64_t sequence;
 	uint64_t timestamp_ns;
-	uint64_t cookie;       /* given back by the done callback */
-	unsigned n_planes;     /* colour planes */
-	int fd[ZCV_MAX_PLANES];         /* DMABUF: plane fds (borrowed) */
+	uint64_t cookie;        /* given back by the done callback */
+	unsigned n_planes;      /* colour planes */
+	int fd[ZCV_MAX_PLANES]; /* DMABUF: plane fds (borrowed) */
 	uint64_t fd_size[ZCV_MAX_PLANES];
 	uint32_t offset[ZCV_MAX_PLANES];
 	const void *map[ZCV_MAX_PLANES]; /* USERPTR: plane pointers */
