@@ -14,7 +14,7 @@
 #include <zcv/stats.h>
 #include "tool_common.h"
 
-#define TOOL     "zcv-encode"
+#define TOOL "zcv-encode"
 #define MAX_HELD 32
 
 struct held {

@@ -13,12 +13,12 @@
 #include <stdint.h>
 #include <zcv/pool.h>
 
-#define ZCV_PROTOCOL_VERSION     1
+#define ZCV_PROTOCOL_VERSION 1
 #define ZCV_PROTOCOL_MIN_VERSION 1
 
-#define ZCV_MSG_MAX_SIZE 512            /* no message is larger; bigger packets are errors */
-#define ZCV_MSG_MAX_FDS  ZCV_MAX_PLANES /* per message */
-#define ZCV_NAME_MAX     32
+#define ZCV_MSG_MAX_SIZE 512           /* no message is larger; bigger packets are errors */
+#define ZCV_MSG_MAX_FDS ZCV_MAX_PLANES /* per message */
+#define ZCV_NAME_MAX 32
 
 enum zcv_msg_type {
 	ZCV_MSG_HELLO = 1,   /* client -> server, first message */
@@ -37,8 +37,8 @@ struct zcv_msg_hdr {
 _Static_assert(sizeof(struct zcv_msg_hdr) == 8, "wire header");
 
 /* Client capabilities: which memory it can import. */
-#define ZCV_CAP_DMABUF     (1u << 0)
-#define ZCV_CAP_MEMFD      (1u << 1)
+#define ZCV_CAP_DMABUF (1u << 0)
+#define ZCV_CAP_MEMFD (1u << 1)
 #define ZCV_CAP_NEEDS_COPY (1u << 2) /* asks the producer for a private copy pool */
 
 struct zcv_msg_hello {

@@ -15,8 +15,8 @@
 #include <zcv/stream_id.h>
 #include "wire.h"
 
-#define DEPARTED_MAX         64
-#define NSEC_PER_MSEC        1000000ull
+#define DEPARTED_MAX 64
+#define NSEC_PER_MSEC 1000000ull
 #define HANDSHAKE_TIMEOUT_NS (5000ull * NSEC_PER_MSEC)
 /* Room for several pool announcements (WELCOME + 32 BUFFERs each) plus
  * every frame a consumer may hold: a consumer that still fills this is

@@ -51,10 +51,10 @@
 #include <zcv/server.h>
 #include <zcv/stats.h>
 
-#define TOOL          "zcv-bench"
-#define PHASE2_SEQ    1000000000ull
+#define TOOL "zcv-bench"
+#define PHASE2_SEQ 1000000000ull
 #define MAX_CONSUMERS 16
-#define NSEC          1000000000ull
+#define NSEC 1000000000ull
 
 enum mode { MODE_ZEROCOPY = 0, MODE_COPY, MODE_MAPFRAME, MODE_COUNT };
 static const char *const mode_names[] = { "zero-copy", "copy", "map-per-frame" };

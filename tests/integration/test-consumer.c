@@ -15,7 +15,7 @@
 #include <zcv/stats.h>
 #include "tool_common.h"
 
-#define TOOL     "test-consumer"
+#define TOOL "test-consumer"
 #define MAX_HELD 64
 
 struct tc {

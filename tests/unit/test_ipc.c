@@ -26,7 +26,7 @@
 #include "wire.h"
 
 #define MAX_SINKS 4
-#define MAX_HELD  64
+#define MAX_HELD 64
 
 struct sink {
 	struct zcv_client *c;

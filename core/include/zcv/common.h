@@ -7,10 +7,10 @@
 
 #define ZCV_EXPORT __attribute__((visibility("default")))
 
-#define ZCV_ARRAY_SIZE(a)  (sizeof(a) / sizeof((a)[0]))
+#define ZCV_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define ZCV_ALIGN_UP(v, a) ((((v) + (a)-1) / (a)) * (a))
-#define ZCV_MIN(a, b)      ((a) < (b) ? (a) : (b))
-#define ZCV_MAX(a, b)      ((a) > (b) ? (a) : (b))
+#define ZCV_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define ZCV_MAX(a, b) ((a) > (b) ? (a) : (b))
 
 /*
  * Cleanup helpers. "steal" hands ownership out of a cleanup-managed
@@ -31,7 +31,7 @@ static inline void zcv_freep(void *p)
 }
 
 #define zcv_autoclose __attribute__((cleanup(zcv_closep)))
-#define zcv_autofree  __attribute__((cleanup(zcv_freep)))
+#define zcv_autofree __attribute__((cleanup(zcv_freep)))
 
 static inline int zcv_steal_fd(int *fd)
 {

@@ -11,15 +11,16 @@
 	((uint32_t)(a) | ((uint32_t)(b) << 8) | ((uint32_t)(c) << 16) | ((uint32_t)(d) << 24))
 
 /* Fourccs follow V4L2's naming; the DRM equivalent is in zcv_format_info. */
-#define ZCV_FMT_NV12     ZCV_FOURCC('N', 'V', '1', '2')
-#define ZCV_FMT_NV16     ZCV_FOURCC('N', 'V', '1', '6')
-#define ZCV_FMT_YUV420   ZCV_FOURCC('Y', 'U', '1', '2') /* I420 */
-#define ZCV_FMT_YUYV     ZCV_FOURCC('Y', 'U', 'Y', 'V')
-#define ZCV_FMT_UYVY     ZCV_FOURCC('U', 'Y', 'V', 'Y')
-#define ZCV_FMT_XRGB8888 ZCV_FOURCC('X', 'R', '2', '4') /* V4L2_PIX_FMT_XBGR32: B,G,R,X in memory  \
-							 */
-#define ZCV_FMT_ARGB8888 ZCV_FOURCC('A', 'R', '2', '4') /* V4L2_PIX_FMT_ABGR32: B,G,R,A in memory  \
-							 */
+#define ZCV_FMT_NV12 ZCV_FOURCC('N', 'V', '1', '2')
+#define ZCV_FMT_NV16 ZCV_FOURCC('N', 'V', '1', '6')
+/* I420 */
+#define ZCV_FMT_YUV420 ZCV_FOURCC('Y', 'U', '1', '2')
+#define ZCV_FMT_YUYV ZCV_FOURCC('Y', 'U', 'Y', 'V')
+#define ZCV_FMT_UYVY ZCV_FOURCC('U', 'Y', 'V', 'Y')
+/* V4L2_PIX_FMT_XBGR32 = DRM_FORMAT_XRGB8888: B, G, R, X in memory */
+#define ZCV_FMT_XRGB8888 ZCV_FOURCC('X', 'R', '2', '4')
+/* V4L2_PIX_FMT_ABGR32 = DRM_FORMAT_ARGB8888: B, G, R, A in memory */
+#define ZCV_FMT_ARGB8888 ZCV_FOURCC('A', 'R', '2', '4')
 #define ZCV_FMT_GREY ZCV_FOURCC('G', 'R', 'E', 'Y')
 
 /* Static description of one pixel format. */

@@ -13,4 +13,4 @@ ZCV_EXPORT void zcv_log(enum zcv_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 #define zcv_debug(...) zcv_log(ZCV_LOG_DEBUG, __VA_ARGS__)
-#define zcv_info(...)  zcv_log(ZCV_LOG_INFO, __VA_ARGS__)
+#define zcv_info(...) zcv_log(ZCV_LOG_INFO, __VA_ARGS__)

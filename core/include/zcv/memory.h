@@ -38,7 +38,7 @@ ZCV_EXPORT bool zcv_fd_is_dmabuf(int fd);
  * ZCV_SYNC_WRITE or both. fd is borrowed. On a non-DMA-BUF fd (memfd) these
  * are no-ops returning 0. Returns 0 or a negative errno from the ioctl
  * (retried on EINTR/EAGAIN). */
-#define ZCV_SYNC_READ  1u
+#define ZCV_SYNC_READ 1u
 #define ZCV_SYNC_WRITE 2u
 ZCV_EXPORT int zcv_dmabuf_sync_start(int fd, unsigned flags);
 ZCV_EXPORT int zcv_dmabuf_sync_end(int fd, unsigned flags);

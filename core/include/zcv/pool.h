@@ -33,7 +33,7 @@ struct zcv_buffer {
 
 /* What a source knows of a frame it filled. */
 #define ZCV_FRAME_FLAG_ERROR (1u << 0) /* driver flagged the data as possibly corrupt */
-#define ZCV_FRAME_FLAG_LAST  (1u << 1) /* last frame of the stream */
+#define ZCV_FRAME_FLAG_LAST (1u << 1)  /* last frame of the stream */
 
 struct zcv_frame_meta {
 	uint64_t sequence;

@@ -60,8 +60,8 @@ struct zcv_client_callbacks {
 	void (*closed)(void *data, int error, const char *reason);
 };
 
-#define ZCV_CLIENT_CAP_DMABUF     (1u << 0)
-#define ZCV_CLIENT_CAP_MEMFD      (1u << 1)
+#define ZCV_CLIENT_CAP_DMABUF (1u << 0)
+#define ZCV_CLIENT_CAP_MEMFD (1u << 1)
 #define ZCV_CLIENT_CAP_NEEDS_COPY (1u << 2)
 
 /*
