@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <zcv/client.h>
 #include <zcv/format.h>
 #include "tool_common.h"
 
@@ -113,4 +114,21 @@ void tool_json_add(struct tool_json *j, const char *fmt, ...)
 	va_end(ap);
 	if (n > 0)
 		j->len += (size_t)n;
+}
+
+int tool_connect(const char *tool, const struct zcv_client_config *cfg,
+		 const struct zcv_client_callbacks *cbs, void *data, struct zcv_client **ret_client)
+{
+	int r = zcv_client_connect(cfg, cbs, data, ret_client);
+	const char *hint = "";
+
+	if (r == -ENOENT || r == -ECONNREFUSED)
+		hint = " (is zcv-capture running? pass its --socket path)";
+	else if (r == -EACCES)
+		hint = " (the producer serves another user; see zcv-capture --group)";
+	if (r < 0)
+		fprintf(stderr, "%s: cannot connect to %s: %s%s\n", tool,
+			cfg->socket_path ? cfg->socket_path : "the default socket", strerror(-r),
+			hint);
+	return r;
 }

@@ -14,6 +14,16 @@ int tool_parse_fps(const char *tool, const char *s, uint32_t *ret_num, uint32_t 
 /* "NV12", "YUYV", ...: prints the known formats on error */
 int tool_parse_format(const char *tool, const char *s, uint32_t *ret_fourcc);
 
+struct zcv_client;
+struct zcv_client_config;
+struct zcv_client_callbacks;
+
+/* zcv_client_connect() that prints why it failed and what to do.
+ * Returns as zcv_client_connect. */
+int tool_connect(const char *tool, const struct zcv_client_config *cfg,
+		 const struct zcv_client_callbacks *cbs, void *data,
+		 struct zcv_client **ret_client);
+
 /* Blocks SIGINT/SIGTERM/SIGPIPE-ignored and returns a signalfd for them. */
 int tool_signalfd(void);
 

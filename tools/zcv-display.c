@@ -357,13 +357,9 @@ int main(int argc, char **argv)
 			di.mode_refresh, di.atomic ? "atomic" : "legacy", di.plane_id,
 			di.writeback ? ", writeback connector for snapshots" : "");
 
-	e = zcv_client_connect(&cfg, &cbs, &v, &v.client);
-	if (e < 0) {
-		fprintf(stderr, TOOL ": cannot connect to %s: %s%s\n",
-			cfg.socket_path ? cfg.socket_path : "the default socket", strerror(-e),
-			e == -ENOENT || e == -ECONNREFUSED ? " (is zcv-capture running?)" : "");
+	e = tool_connect(TOOL, &cfg, &cbs, &v, &v.client);
+	if (e < 0)
 		goto done;
-	}
 	sfd = tool_signalfd();
 	while (!v.done) {
 		struct pollfd pfd[3] = { { .fd = zcv_client_get_fd(v.client), .events = POLLIN },

@@ -408,13 +408,9 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	r = zcv_client_connect(&ccfg, &cbs, &e, &e.client);
-	if (r < 0) {
-		fprintf(stderr, TOOL ": cannot connect to %s: %s%s\n",
-			ccfg.socket_path ? ccfg.socket_path : "the default socket", strerror(-r),
-			r == -ENOENT || r == -ECONNREFUSED ? " (is zcv-capture running?)" : "");
+	r = tool_connect(TOOL, &ccfg, &cbs, &e, &e.client);
+	if (r < 0)
 		goto out;
-	}
 	fprintf(stderr, TOOL ": encoding to %s with %s (%s)", out, zcv_encoder_device(e.enc),
 		zcv_encoder_card(e.enc));
 	{

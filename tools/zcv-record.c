@@ -148,13 +148,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, TOOL ": cannot open %s for writing: %s\n", out, strerror(-e));
 		goto done;
 	}
-	e = zcv_client_connect(&cfg, &cbs, &r, &r.client);
-	if (e < 0) {
-		fprintf(stderr, TOOL ": cannot connect to %s: %s%s\n",
-			cfg.socket_path ? cfg.socket_path : "the default socket", strerror(-e),
-			e == -ENOENT || e == -ECONNREFUSED ? " (is zcv-capture running?)" : "");
+	e = tool_connect(TOOL, &cfg, &cbs, &r, &r.client);
+	if (e < 0)
 		goto done;
-	}
 	sfd = tool_signalfd();
 	while (!r.done) {
 		struct pollfd pfd[2] = { { .fd = zcv_client_get_fd(r.client), .events = POLLIN },
