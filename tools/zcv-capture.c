@@ -614,6 +614,8 @@ out:
 			}
 		tool_json_add(&j, "]");
 		c.stats.path = zcv_source_path(c.src);
+		/* the contract's dropped, for a producer: frames lost at the source */
+		c.stats.dropped = zcv_source_dropped(c.src);
 		tool_json_add(&j, ", \"source_dropped\": %" PRIu64, zcv_source_dropped(c.src));
 		tool_json_add(&j, ", \"allocation\": \"%s\"", c.alloc);
 	}
