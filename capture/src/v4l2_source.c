@@ -259,8 +259,10 @@ static void on_free(void *data, struct zcv_pool *pool, struct zcv_buffer *buf)
 	struct v4l2_source *s = data;
 	int r;
 
-	/* zero-copy: every consumer is done, the driver may fill it again */
-	if (s->copy_tier || !s->streaming)
+	/* zero-copy: every consumer is done, the driver may fill it again --
+	 * unless the last frame is out: then nothing more is captured, and a
+	 * buffer a consumer looks at after releasing it keeps its frame */
+	if (s->copy_tier || !s->streaming || (s->cfg.frames && s->base.frames >= s->cfg.frames))
 		return;
 	buf->state = ZCV_BUFFER_PRODUCER;
 	r = queue(s, buf->index);
