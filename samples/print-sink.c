@@ -21,6 +21,7 @@ static void on_frame(void *data, const struct zcv_client_frame *f)
 {
 	const struct zcv_client_format *fmt = zcv_client_get_format(client);
 
+	(void)data;
 	printf("frame seq=%" PRIu64 " latency_us=%.1f fnv=%016" PRIx64 "\n", f->sequence,
 	       (double)(f->received_ns - f->timestamp_ns) / 1e3,
 	       zcv_frame_checksum(&fmt->layout, f->planes));
@@ -33,6 +34,7 @@ static void on_format(void *data, const struct zcv_client_format *fmt)
 {
 	char fourcc[5];
 
+	(void)data;
 	printf("format %ux%u %s path=%s\n", fmt->layout.width, fmt->layout.height,
 	       zcv_fourcc_str(fmt->layout.fourcc, fourcc), zcv_path_name(fmt->path));
 }
