@@ -977,7 +977,8 @@ static int copy_frame(struct consumer *c, unsigned src_idx, unsigned *ret_idx)
 		r = zcv_pool_map(src, src_idx, PROT_READ);
 	if (r < 0)
 		goto fail;
-	for (unsigned f = 0; f < sb->n_fds; f++)
+	/* CPU access to a DMA-BUF is bracketed; memfds need nothing */
+	for (unsigned f = 0; src->kind == ZCV_MEMORY_DMABUF && f < sb->n_fds; f++)
 		zcv_dmabuf_sync_start(sb->fds[f], ZCV_SYNC_READ);
 	for (unsigned p = 0; p < src->layout.n_planes; p++) {
 		const struct zcv_plane_layout *sp = &src->layout.planes[p],
@@ -993,14 +994,17 @@ static int copy_frame(struct consumer *c, unsigned src_idx, unsigned *ret_idx)
 			n += size;
 			continue;
 		}
-		/* the consumer's own stride: line by line */
+		/* the consumer's own stride: line by line, the visible bytes only
+		 * (either stride may be the larger one) */
 		for (uint32_t y = 0; y < zcv_format_plane_lines(fi, p, src->layout.height); y++) {
+			uint32_t row = zcv_format_plane_row_bytes(fi, p, src->layout.width);
+
 			zcv_frame_copy(d + (size_t)y * dp->stride, sr + (size_t)y * sp->stride,
-				       sp->stride);
-			n += sp->stride;
+				       row);
+			n += row;
 		}
 	}
-	for (unsigned f = 0; f < sb->n_fds; f++)
+	for (unsigned f = 0; src->kind == ZCV_MEMORY_DMABUF && f < sb->n_fds; f++)
 		zcv_dmabuf_sync_end(sb->fds[f], ZCV_SYNC_READ);
 	c->info.copied_bytes += n;
 	srv->copied_bytes += n;
