@@ -617,6 +617,8 @@ out:
 		/* the contract's dropped, for a producer: frames lost at the source */
 		c.stats.dropped = zcv_source_dropped(c.src);
 		tool_json_add(&j, ", \"source_dropped\": %" PRIu64, zcv_source_dropped(c.src));
+		/* times the driver was left without a buffer to capture into */
+		tool_json_add(&j, ", \"source_starved\": %" PRIu64, zcv_source_starved(c.src));
 		tool_json_add(&j, ", \"allocation\": \"%s\"", c.alloc);
 	}
 	zcv_server_destroy(c.srv);

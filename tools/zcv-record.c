@@ -22,12 +22,17 @@ struct recorder {
 	bool done;
 	int path;
 	uint64_t frame_bytes;
+	unsigned asked_hold;
 };
 
 static void on_format(void *data, const struct zcv_client_format *fmt)
 {
 	struct recorder *r = data;
 
+	if (!r->path)
+		fprintf(stderr,
+			TOOL ": path %s, the producer lets us hold %u frames (asked for %u)\n",
+			zcv_path_name(fmt->path), fmt->max_hold, r->asked_hold);
 	r->path = fmt->path;
 	r->frame_bytes = fmt->layout.size;
 }
@@ -80,6 +85,10 @@ static void usage(FILE *f)
 		"  -o, --output FILE    output file, '-' for standard output\n"
 		"  --raw                write the planes as they are, no Y4M framing\n"
 		"  --frames N           stop after N frames\n"
+		"  --max-hold N         frames the producer may have in flight to us at once\n"
+		"                       (default 8: a recorder rides out scheduling delays and\n"
+		"                       slow writes instead of being skipped; the producer\n"
+		"                       grants at most what it allows, printed at start)\n"
 		"  --socket PATH        producer socket (default: the default path)\n"
 		"  --name NAME          consumer name shown by the producer (default zcv-record)\n"
 		"  --stats-json PATH    write stats as JSON at exit\n"
@@ -92,13 +101,14 @@ int main(int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },
 		{ "raw", no_argument, NULL, 'R' },
 		{ "frames", required_argument, NULL, 'n' },
+		{ "max-hold", required_argument, NULL, 'H' },
 		{ "socket", required_argument, NULL, 'k' },
 		{ "name", required_argument, NULL, 'N' },
 		{ "stats-json", required_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct zcv_client_config cfg = { .name = TOOL };
+	struct zcv_client_config cfg = { .name = TOOL, .max_hold = 8 };
 	struct zcv_client_callbacks cbs = { .format = on_format,
 					    .frame = on_frame,
 					    .closed = on_closed };
@@ -120,6 +130,18 @@ int main(int argc, char **argv)
 			    0)
 				return 2;
 			break;
+		case 'H': {
+			uint64_t v = 0;
+
+			if (tool_parse_uint(TOOL, "--max-hold", optarg, 32, &v) < 0)
+				return 2;
+			if (v == 0) {
+				fprintf(stderr, TOOL ": --max-hold needs 1 to 32 frames\n");
+				return 2;
+			}
+			cfg.max_hold = (unsigned)v;
+			break;
+		}
 		case 'k':
 			cfg.socket_path = optarg;
 			break;
@@ -148,6 +170,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, TOOL ": cannot open %s for writing: %s\n", out, strerror(-e));
 		goto done;
 	}
+	r.asked_hold = cfg.max_hold;
 	e = tool_connect(TOOL, &cfg, &cbs, &r, &r.client);
 	if (e < 0)
 		goto done;

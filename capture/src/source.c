@@ -39,6 +39,11 @@ uint64_t zcv_source_dropped(struct zcv_source *src)
 	return src->dropped;
 }
 
+uint64_t zcv_source_starved(struct zcv_source *src)
+{
+	return src->starved;
+}
+
 const char *zcv_source_path(struct zcv_source *src)
 {
 	return src->ops->path(src);

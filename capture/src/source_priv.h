@@ -21,4 +21,5 @@ struct zcv_source {
 	struct zcv_pool *pool;
 	int fd; /* what the caller polls */
 	uint64_t frames, dropped;
+	uint64_t starved; /* times the source was left with nothing to fill */
 };

@@ -32,6 +32,7 @@ struct v4l2_source {
 	uint64_t last_seq, seq_offset;
 	bool have_seq;
 	uint32_t fps_num, fps_den;
+	unsigned queued;             /* buffers the driver has to capture into */
 	int qbuf_error;              /* a re-queue failed (device gone): reported by dispatch */
 	uint64_t foreign_timestamps; /* frames whose driver time was not CLOCK_MONOTONIC-now-ish */
 	/* allocation that fits (zcv_source_fit) */
@@ -236,6 +237,7 @@ static int queue(struct v4l2_source *s, unsigned idx)
 {
 	struct v4l2_plane planes[VIDEO_MAX_PLANES] = { 0 };
 	struct v4l2_buffer b = { .type = s->type, .memory = s->memory, .index = idx };
+	int r;
 
 	if (s->mplane) {
 		b.m.planes = planes;
@@ -251,7 +253,10 @@ static int queue(struct v4l2_source *s, unsigned idx)
 			b.length = s->cap_len[idx][0];
 		}
 	}
-	return sioctl(s, VIDIOC_QBUF, &b);
+	r = sioctl(s, VIDIOC_QBUF, &b);
+	if (r == 0)
+		s->queued++;
+	return r;
 }
 
 static void on_free(void *data, struct zcv_pool *pool, struct zcv_buffer *buf)
@@ -359,6 +364,10 @@ static int v4l2_dispatch(struct zcv_source *src)
 			return r == -EPIPE || r == -EIO ? -ENODEV : r;
 		if (b.index >= s->n_bufs)
 			return -EIO;
+		/* the driver now has nothing to capture into until a consumer
+		 * gives a buffer back (the copy tier re-queues at once below) */
+		if (s->queued && --s->queued == 0 && !s->copy_tier)
+			src->starved++;
 
 		/* Consumers get strictly increasing sequences; a driver that
 		 * restarts its count (vivid does after a timings change) is

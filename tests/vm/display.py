@@ -204,17 +204,13 @@ def test_vkms_zero_copy(env, card):
     # emulation even checksumming every 30th frame costs the guest frames.
     # 16 buffers: slack for the producer being scheduled late in the guest,
     # which otherwise leaves vivid without a queued buffer now and then
-    # A measurement under emulation: when host noise starves vivid below the
-    # bar on the first run (seen 1 run in ~5: vivid loses frames at capture,
-    # the display flips every frame it gets), measure once more and take the
-    # better run; both are printed.
-    want = float(os.environ.get("ZCV_DISPLAY_MIN_FLIPS", "55"))
+    # What vivid delivers under emulation depends on the host (its timer
+    # thread runs late when the host is busy and it then loses frames), so
+    # the checks are about what zcv controls: the driver never ran out of
+    # buffers, and the display flipped to every frame it was given at the
+    # rate it was given them. The absolute rate is a sanity floor only.
+    floor = float(os.environ.get("ZCV_DISPLAY_MIN_FLIPS", "30"))
     r = Run(env, "vkms-rate", card, instrument=False, buffers=16)
-    if r.d["flip_rate"] < want:
-        print(f"  [vkms-rate] {r.d['flip_rate']:.1f} flips/s with {r.cap['source_dropped']} frames lost "
-              f"at capture: measuring again")
-        again = Run(env, "vkms-rate2", card, instrument=False, buffers=16)
-        r = again if again.d["flip_rate"] > r.d["flip_rate"] else r
     d, c = r.d, r.cap
     check(d["driver"] == "vkms" and d["modeset"] == "atomic" and d["mode"] == "1280x720@60",
           f"[vkms-xrgb] vkms, atomic, 1280x720@60 ({d['device']}, {d['connector']})")
@@ -223,8 +219,12 @@ def test_vkms_zero_copy(env, card):
           "[vkms-xrgb] zero-copy: PRIME-imported DMA-BUFs scanned out, copied_bytes 0")
     check(d["imports"] == 16 and d["placement"] == "full",
           f"[vkms-xrgb] one framebuffer per pool buffer ({d['imports']} imports for 16 buffers)")
-    check(d["flip_rate"] >= want, f"[vkms-xrgb] {d['flip_rate']:.1f} flips/s >= {want:g} (vivid delivered "
-                                f"{c['fps']:.1f} fps, lost {c['source_dropped']} at capture)")
+    check(c["source_starved"] == 0,
+          f"[vkms-xrgb] the driver always had a buffer to capture into (starved {c['source_starved']} times; "
+          f"vivid lost {c['source_dropped']} frames on its own)")
+    check(d["flip_rate"] >= 0.9 * c["fps"] and d["flip_rate"] >= floor,
+          f"[vkms-xrgb] {d['flip_rate']:.1f} flips/s: the pace vivid delivered ({c['fps']:.1f} fps; "
+          f"floor {floor:g})")
     check(d["flips"] >= d["frames"] - d["skipped"] - 1 and d["held_max"] <= 3,
           f"[vkms-xrgb] every frame not skipped was flipped to ({d['flips']} flips, {d['skipped']} skipped, "
           f"held at most {d['held_max']})")

@@ -69,7 +69,12 @@ def capture_run(env, dev, api, size, fmt, tag):
           f"copied_bytes {c['copied_bytes']}, capture drops {c['source_dropped']}")
     check(c["frames"] == FRAMES and c["path"] == "dmabuf" and c["copied_bytes"] == 0,
           f"[{tag}] {FRAMES} frames on the DMA-BUF path, copied_bytes 0")
-    check(c["fps"] >= 55, f"[{tag}] measured {c['fps']:.1f} fps >= 55")
+    # vivid's own rate under emulation follows the host's load: what zcv
+    # controls is that the driver always had a buffer to fill and that every
+    # frame it delivered reached the fast consumers (checked below)
+    check(c["source_starved"] == 0,
+          f"[{tag}] the driver always had a buffer to capture into (starved {c['source_starved']} times)")
+    check(c["fps"] >= 30, f"[{tag}] measured {c['fps']:.1f} fps (sanity floor 30; nominal 60)")
     check(c["fds_at_start"] == c["fds_at_end"], f"[{tag}] no fd leaked in the producer")
 
     produced = read_sums(sums)

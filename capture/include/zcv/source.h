@@ -53,6 +53,13 @@ struct zcv_pool *zcv_source_get_pool(struct zcv_source *src);
 uint64_t zcv_source_frames(struct zcv_source *src);
 uint64_t zcv_source_dropped(struct zcv_source *src);
 
+/* Times the source had no buffer to fill: a V4L2 driver left with none
+ * queued (it then loses frames until one comes back). The buffer budget
+ * keeps this at 0 while every consumer stays within what it was granted;
+ * frames a driver loses while it has buffers are the driver's own
+ * (zcv_source_dropped counts both). */
+uint64_t zcv_source_starved(struct zcv_source *src);
+
 /* What the consumers known at start need of the pool's buffers (0: no
  * need): see struct zcv_client_constraints in <zcv/client.h>. */
 struct zcv_source_fit {
