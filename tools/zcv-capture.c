@@ -249,13 +249,13 @@ static void consumers_json(struct capture *c, struct tool_json *j)
 	for (unsigned i = 0; i < n; i++)
 		tool_json_add(j,
 			      "%s{\"id\": %u, \"name\": \"%s\", \"pid\": %d, \"path\": \"%s\", "
-			      "\"path_reason\": \"%s\", "
+			      "\"path_reason\": \"%s\", \"max_hold\": %u, "
 			      "\"frames_sent\": %" PRIu64 ", \"skipped\": %" PRIu64
 			      ", \"copied_bytes\": %" PRIu64
 			      ", \"end_error\": %d, \"end_reason\": \"%s\"}",
 			      i ? ", " : "", ci[i].id, ci[i].name, (int)ci[i].pid,
 			      paths[ci[i].path >= 1 && ci[i].path <= 3 ? ci[i].path : 0],
-			      ci[i].path_reason, ci[i].frames_sent, ci[i].skipped,
+			      ci[i].path_reason, ci[i].max_hold, ci[i].frames_sent, ci[i].skipped,
 			      ci[i].copied_bytes, ci[i].end_error, ci[i].end_reason);
 	tool_json_add(j, "]");
 }
