@@ -18,6 +18,7 @@ from run import Env, Fail, check, consumer_by_name  # noqa: E402
 
 FRAMES = int(os.environ.get("ZCV_ENCODE_FRAMES", "120"))
 MIN_PSNR = 30.0
+REC_HOLD = 16
 summary = []
 
 
@@ -151,7 +152,7 @@ def test_three(env, names):
     """One capture, three consumers at once: display (or the sample sink),
     encoder, recorder; all zero-copy, the slow encoder stalls nobody."""
     def record(env, sock, tag):
-        return start(env, "zcv-record", "--raw", "--socket", sock, "-o", "/dev/null",
+        return start(env, "zcv-record", "--raw", "--socket", sock, "-o", "/dev/null", "--max-hold", str(REC_HOLD),
                          "--stats-json", env.path(f"{tag}.rec.json"), err=f"{tag}.rec")
 
     have_display = os.path.exists(os.path.join(env.build, "tools", "zcv-display"))
@@ -171,11 +172,16 @@ def test_three(env, names):
 
     # Every consumer's hold out of the pool, plus the driver's share: the
     # display asks for 3 (on screen, pending flip, next), the encoder 4,
-    # zcv-record 8 (it rides out the scheduling delays of a guest whose two
-    # vCPUs the software encoder saturates), the source keeps 2.
+    # the source keeps 2, and zcv-record REC_HOLD. In this guest vivid's
+    # pattern generator, vicodec and the display's software NV12 conversion
+    # saturate both vCPUs; when the producer is descheduled, vivid keeps
+    # filling queued buffers, and the producer then dequeues and publishes
+    # them back to back. zcv-record itself keeps up (its capture-to-receipt
+    # max stays ~40-60 ms, printed below), but a hold of 8 was overrun by
+    # such bursts (9+ frames at once) on a busy host: its hold covers them.
     frames = 180
     c, e, _ = encode_run(env, names, vivid_node(names, 1), "1280x720", "three", (display, record),
-                         frames=frames, buffers=3 + 4 + 8 + 2, max_hold=8)
+                         frames=frames, buffers=3 + 4 + REC_HOLD + 2, max_hold=REC_HOLD)
     disp_name = "zcv-display" if have_display and card else "print-sink"
     print(f"  [three] display consumer: {disp_name}" + ("" if have_display and card else
           " (tools/zcv-display not built or no vkms card: the sample sink stands in)"))
@@ -184,10 +190,12 @@ def test_three(env, names):
               f"copied {cc['copied_bytes']}")
         check(cc["path"] == "dmabuf" and cc["copied_bytes"] == 0, f"[three] {cc['name']} zero-copy")
     for cc in c["consumers"]:
-        want = {"zcv-display": 3, "print-sink": 0, "zcv-encode": 4, "zcv-record": 8}.get(cc["name"], 0)
+        want = {"zcv-display": 3, "print-sink": 0, "zcv-encode": 4, "zcv-record": REC_HOLD}.get(cc["name"], 0)
         check(not want or cc["max_hold"] == want,
               f"[three] {cc['name']} was granted the hold it asked for ({cc['max_hold']} of {want})")
     r = env.json("three.rec.json")
+    print(f"  [three] zcv-record: {r['frames']} frames, capture-to-receipt p50 {r['latency_us']['p50'] / 1000:.1f} ms "
+          f"p99 {r['latency_us']['p99'] / 1000:.1f} ms max {r['latency_us']['max'] / 1000:.1f} ms")
     check(r["copied_bytes"] == 0 and r["frames"] == frames,
           f"[three] zcv-record got all {frames} frames, copied_bytes 0")
     rc = consumer_by_name(c, "zcv-record")
