@@ -206,9 +206,10 @@ int zcv_msg_send(int sock, const void *msg, size_t len, const int *fds, unsigned
 
 int zcv_msg_recv(int sock, void *buf, size_t size, int fds[ZCV_MSG_MAX_FDS], unsigned *ret_n_fds)
 {
+	/* Room for all a message can carry, not just what ours may: see wire.h */
 	union {
 		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int) * ZCV_MSG_MAX_FDS)];
+		char buf[CMSG_SPACE(sizeof(int) * ZCV_KERNEL_MAX_FDS)];
 	} control;
 	/* Every fd the kernel installed, however it split them into cmsgs:
 	 * the control buffer bounds how many that can be. */
@@ -246,8 +247,9 @@ int zcv_msg_recv(int sock, void *buf, size_t size, int fds[ZCV_MSG_MAX_FDS], uns
 		zcv_debug("protocol: packet larger than %zu bytes", size);
 		r = -EPROTO;
 	} else if (mh.msg_flags & MSG_CTRUNC) {
-		/* The kernel dropped the fds that did not fit; close the rest. */
-		zcv_debug("protocol: more fds than a message may carry (control truncated)");
+		/* Not for lack of room (there is room for the kernel's maximum):
+		 * no free fd slot, or a control message we did not ask for. */
+		zcv_debug("protocol: control data truncated");
 		r = -EPROTO;
 	} else if (n_got > ZCV_MSG_MAX_FDS) {
 		zcv_debug("protocol: %u fds in one message", n_got);
@@ -256,7 +258,7 @@ int zcv_msg_recv(int sock, void *buf, size_t size, int fds[ZCV_MSG_MAX_FDS], uns
 		r = -EPROTO;
 	}
 	if (r < 0) {
-		zcv_close_fds(got, n_got);
+		zcv_fds_dispose(got, n_got);
 		return r;
 	}
 	for (unsigned i = 0; i < n_got; i++)
@@ -275,7 +277,7 @@ int zcv_msg_read(int sock, union zcv_msg *msg, int fds[ZCV_MSG_MAX_FDS], unsigne
 		return n;
 	r = zcv_msg_validate(msg, (size_t)n, n_fds);
 	if (r < 0) {
-		zcv_close_fds(fds, n_fds);
+		zcv_fds_dispose(fds, n_fds);
 		return r;
 	}
 	*ret_n_fds = n_fds;

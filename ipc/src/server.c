@@ -17,7 +17,8 @@
 
 #define DEPARTED_MAX 64
 #define NSEC_PER_MSEC 1000000ull
-#define HANDSHAKE_TIMEOUT_NS (5000ull * NSEC_PER_MSEC)
+/* destroy waits this long for the closer thread (see server.h) */
+#define DESTROY_FLUSH_NS (1000ull * NSEC_PER_MSEC)
 /* Room for several pool announcements (WELCOME + 32 BUFFERs each) plus
  * every frame a consumer may hold: a consumer that still fills this is
  * not reading at all. The kernel caps it at net.core.wmem_max. */
@@ -37,6 +38,7 @@ struct consumer {
 	struct consumer *next;
 	int fd;
 	bool dead;
+	unsigned granted;  /* source buffers drawn from the budget (zero-copy paths) */
 	bool joined;       /* consumer_joined was called: consumer_left follows */
 	int pending_error; /* publish failed to reach it: drop after the publish */
 	uint64_t accepted_ns;
@@ -65,6 +67,7 @@ struct zcv_server {
 	uint8_t stream_id[16];
 	unsigned next_id;
 	unsigned n_consumers;
+	unsigned granted;           /* sum of the consumers' grants */
 	struct consumer *consumers; /* in order of arrival */
 	struct consumer *graveyard; /* dropped, freed when no dispatch can still see them */
 	unsigned depth;             /* nesting of public calls (callbacks may re-enter) */
@@ -112,25 +115,6 @@ static void send_bye(struct consumer *c, int error, const char *reason)
 	(void)zcv_msg_send(c->fd, &bye, len, NULL, 0);
 }
 
-/* Closing a socket with unread input makes the peer's next read fail
- * with ECONNRESET before it sees our BYE; read what it sent first. */
-static void drain(int fd)
-{
-	for (int i = 0; i < 64; i++) {
-		union zcv_msg m;
-		int fds[ZCV_MSG_MAX_FDS];
-		unsigned n = 0;
-
-		int r = zcv_msg_recv(fd, &m, sizeof(m), fds, &n);
-
-		if (r == -EPROTO) /* consumed and closed all the same */
-			continue;
-		if (r <= 0)
-			return;
-		zcv_close_fds(fds, n);
-	}
-}
-
 static bool pool_is_retired_copy(const struct consumer *c, const struct hold *h)
 {
 	return h->private_pool && h->pool != c->copy_pool;
@@ -155,10 +139,17 @@ static void retire_copy_pool(struct consumer *c)
 		zcv_pool_destroy(p);
 }
 
+static void grant_return(struct consumer *c)
+{
+	c->srv->granted -= c->granted;
+	c->granted = 0;
+}
+
 /*
- * Ends a consumer: optional BYE, every hold reclaimed, fd closed, info
- * kept among the departed. The struct itself is freed by reap() because
- * a dispatch loop may still hold an epoll event pointing at it.
+ * Ends a consumer: optional BYE, every hold reclaimed, its grant back in
+ * the budget, fd disposed of, info kept among the departed. The struct
+ * itself is freed by reap() because a dispatch loop may still hold an
+ * epoll event pointing at it.
  */
 static void consumer_drop(struct consumer *c, int error, const char *reason, bool bye)
 {
@@ -183,10 +174,15 @@ static void consumer_drop(struct consumer *c, int error, const char *reason, boo
 	for (unsigned i = 0; i < n_holds; i++)
 		hold_return(c, &holds[i]);
 	retire_copy_pool(c);
-	if (bye)
-		drain(c->fd);
+	grant_return(c);
+	/*
+	 * Its queue may hold more messages with fds whose final close would
+	 * block, released when the socket is: the closer thread empties it
+	 * and closes it. Emptying it first also means the peer reads our BYE
+	 * and then end of file rather than ECONNRESET.
+	 */
 	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-	close(c->fd);
+	zcv_fd_dispose(c->fd);
 	c->fd = -1;
 
 	c->info.held = 0;
@@ -238,7 +234,7 @@ static void timer_update(struct zcv_server *srv)
 		uint64_t d;
 
 		if (c->info.state == ZCV_CONSUMER_HANDSHAKE && !c->info.hello_seen) {
-			d = c->accepted_ns + HANDSHAKE_TIMEOUT_NS;
+			d = c->accepted_ns + srv->cfg.handshake_timeout_ns;
 			if (!deadline || d < deadline)
 				deadline = d;
 		}
@@ -273,9 +269,10 @@ static void check_timeouts(struct zcv_server *srv)
 	for (c = srv->consumers; c; c = next) {
 		next = c->next;
 		if (c->info.state == ZCV_CONSUMER_HANDSHAKE && !c->info.hello_seen &&
-		    now - c->accepted_ns > HANDSHAKE_TIMEOUT_NS) {
+		    now - c->accepted_ns > srv->cfg.handshake_timeout_ns) {
 			consumer_dropf(c, -ETIMEDOUT, true, "no HELLO within %llu ms",
-				       HANDSHAKE_TIMEOUT_NS / NSEC_PER_MSEC);
+				       (unsigned long long)(srv->cfg.handshake_timeout_ns /
+							    NSEC_PER_MSEC));
 			continue;
 		}
 		for (unsigned i = 0; i < c->n_holds; i++) {
@@ -409,26 +406,68 @@ static struct zcv_pool *consumer_pool(struct consumer *c)
 	return c->copy_pool ? c->copy_pool : c->srv->pool;
 }
 
-/* Chooses the consumer's path for the current pool and makes its private
- * pool when that path is COPY. */
+static unsigned source_reserve(const struct zcv_server *srv)
+{
+	return srv->cfg.source_reserve;
+}
+
+static unsigned budget_total(const struct zcv_server *srv)
+{
+	unsigned n = srv->pool->n_buffers, keep = source_reserve(srv);
+
+	return n > keep ? n - keep : 0;
+}
+
+/* What a consumer may hold when the budget allows: what it asked for (0:
+ * the default), never more than the cap. */
+static unsigned hold_wanted(const struct consumer *c)
+{
+	unsigned cap = c->srv->cfg.max_hold;
+
+	return c->info.asked_hold ? ZCV_MIN(c->info.asked_hold, cap) : cap;
+}
+
+/*
+ * Chooses the consumer's path for the current pool, grants its holds out
+ * of the budget (see server.h) and makes its private pool when the path
+ * is COPY. A zero-copy consumer holds up to its grant of source buffers;
+ * since the grants never sum to more than n_buffers - source_reserve,
+ * neither do the buffers lent, however the holds overlap.
+ */
 static int consumer_setup_path(struct consumer *c)
 {
 	struct zcv_server *srv = c->srv;
+	unsigned want = hold_wanted(c), total = budget_total(srv);
 	struct zcv_pool *p = NULL;
+	struct zcv_layout l;
 	int r;
 
-	struct zcv_layout l;
-
+	grant_return(c);
 	c->info.path = select_path(srv->pool, c->caps, &c->info.constraints, c->info.path_reason,
 				   sizeof(c->info.path_reason));
 	if (c->info.path != ZCV_PATH_COPY) {
-		c->info.path_reason[0] = '\0';
-		return 0;
+		unsigned left = total > srv->granted ? total - srv->granted : 0;
+
+		if (left) {
+			c->granted = ZCV_MIN(want, left);
+			srv->granted += c->granted;
+			c->info.max_hold = c->granted;
+			c->info.path_reason[0] = '\0';
+			return 0;
+		}
+		c->info.path = ZCV_PATH_COPY;
+		snprintf(c->info.path_reason, sizeof(c->info.path_reason),
+			 "the buffer budget is exhausted: %u of %u buffers granted, the source "
+			 "keeps %u",
+			 srv->granted, srv->pool->n_buffers, srv->pool->n_buffers - total);
 	}
+	c->info.max_hold = want;
 	r = copy_layout(&srv->pool->layout, &c->info.constraints, &l);
 	if (r < 0)
 		return r;
-	r = zcv_pool_create_memfd(&l, srv->pool->n_buffers, srv->pool->generation, &p);
+	/* one spare: a buffer to copy into whenever it may take a frame */
+	r = zcv_pool_create_memfd(&l, ZCV_MIN(srv->pool->n_buffers, want + 1),
+				  srv->pool->generation, &p);
 	if (r < 0)
 		return r;
 	c->copy_pool = p;
@@ -514,16 +553,38 @@ static void admit(struct consumer *c)
 		srv->cbs.consumer_joined(srv->data, &c->info);
 }
 
+/* Names are shown on terminals and in logs: control bytes (escape
+ * sequences, newlines) and anything outside ASCII become '?'. */
+static void sanitize_name(char *dst, const char *src, size_t size)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < size && src[i]; i++) {
+		unsigned char ch = (unsigned char)src[i];
+
+		dst[i] = ch < 0x20 || ch >= 0x7f ? '?' : (char)ch;
+	}
+	dst[i] = '\0';
+}
+
 static void handle_hello(struct consumer *c, const struct zcv_msg_hello *h)
 {
 	struct zcv_server *srv = c->srv;
+	unsigned n = 0;
 
 	if (c->info.state != ZCV_CONSUMER_HANDSHAKE || c->info.hello_seen) {
 		consumer_drop(c, -EPROTO, "HELLO after the handshake", true);
 		return;
 	}
-	memcpy(c->info.name, h->name, sizeof(c->info.name));
-	c->info.name[sizeof(c->info.name) - 1] = '\0';
+	sanitize_name(c->info.name, h->name, sizeof(c->info.name));
+	/* only consumers that said who they are take a place */
+	for (struct consumer *o = srv->consumers; o; o = o->next)
+		n += o != c && !o->dead && o->info.hello_seen;
+	if (n >= srv->cfg.max_consumers) {
+		consumer_dropf(c, -EBUSY, true, "too many consumers (max %u)",
+			       srv->cfg.max_consumers);
+		return;
+	}
 	if (h->min_version > ZCV_PROTOCOL_VERSION) {
 		consumer_dropf(c, -EPROTONOSUPPORT, true,
 			       "client needs protocol >= %u, producer speaks <= %u", h->min_version,
@@ -532,8 +593,9 @@ static void handle_hello(struct consumer *c, const struct zcv_msg_hello *h)
 	}
 	c->version = ZCV_MIN((unsigned)h->hdr.version, (unsigned)ZCV_PROTOCOL_VERSION);
 	c->caps = h->caps;
-	c->info.max_hold =
-		h->max_hold ? ZCV_MIN(h->max_hold, srv->cfg.max_hold) : srv->cfg.max_hold;
+	c->info.asked_hold = h->max_hold;
+	/* until admission grants it: what it would get with budget to spare */
+	c->info.max_hold = hold_wanted(c);
 	/* zero when an older client sent the shorter HELLO (recv zero-fills) */
 	for (unsigned p = 0; p < ZCV_MAX_PLANES; p++)
 		c->info.constraints.min_plane_size[p] = h->min_plane_size[p];
@@ -657,7 +719,7 @@ static void consumer_read(struct consumer *c)
 			return;
 		}
 		/* validated: only BUFFER carries fds, and consumers never send it */
-		zcv_close_fds(fds, n_fds);
+		zcv_fds_dispose(fds, n_fds);
 		switch (m.hdr.type) {
 		case ZCV_MSG_HELLO:
 			handle_hello(c, &m.hello);
@@ -700,6 +762,35 @@ static bool peer_allowed(const struct zcv_server *srv, int fd, const struct ucre
 	return false;
 }
 
+static bool unfinished(const struct consumer *c)
+{
+	return !c->dead && c->info.state == ZCV_CONSUMER_HANDSHAKE && !c->info.hello_seen;
+}
+
+/*
+ * Connections that have not said HELLO have a small quota of their own,
+ * outside max_consumers, so that idle connections cannot lock consumers
+ * out. Over the quota the oldest goes, not the newcomer: a well-behaved
+ * client sends HELLO right after connecting and is through at once,
+ * while a connection that has waited longest is the likeliest to never
+ * say anything.
+ */
+static void handshake_make_room(struct zcv_server *srv, const struct consumer *newcomer)
+{
+	struct consumer *oldest = NULL;
+	unsigned n = 0;
+
+	for (struct consumer *c = srv->consumers; c; c = c->next)
+		if (c != newcomer && unfinished(c)) {
+			n++;
+			if (!oldest)
+				oldest = c;
+		}
+	if (n >= srv->cfg.handshake_quota && oldest)
+		consumer_dropf(oldest, -EBUSY, true,
+			       "no HELLO yet; replaced by a newer connection (%u waiting)", n);
+}
+
 static void accept_one(struct zcv_server *srv, int fd)
 {
 	struct ucred cred = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
@@ -710,7 +801,7 @@ static void accept_one(struct zcv_server *srv, int fd)
 
 	c = calloc(1, sizeof(*c));
 	if (!c) {
-		close(fd);
+		zcv_fd_dispose(fd);
 		return;
 	}
 	c->srv = srv;
@@ -718,7 +809,6 @@ static void accept_one(struct zcv_server *srv, int fd)
 	c->accepted_ns = zcv_now_ns();
 	c->info.id = srv->next_id++;
 	c->info.state = ZCV_CONSUMER_HANDSHAKE;
-	c->info.max_hold = srv->cfg.max_hold;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
 		c->info.pid = cred.pid;
 		c->info.uid = cred.uid;
@@ -736,16 +826,16 @@ static void accept_one(struct zcv_server *srv, int fd)
 		consumer_dropf(c, -EACCES, true, "uid %u is not allowed here", (unsigned)cred.uid);
 		return;
 	}
-	if (srv->n_consumers > srv->cfg.max_consumers) {
-		consumer_dropf(c, -EBUSY, true, "too many consumers (max %u)",
-			       srv->cfg.max_consumers);
-		return;
-	}
+	handshake_make_room(srv, c);
 	ev.data.ptr = c;
 	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		consumer_dropf(c, -errno, true, "epoll: %s", strerror(errno));
 		return;
 	}
+	/* A client sends HELLO right after connecting: it is usually queued
+	 * already, and then the handshake finishes here, leaving no slot of
+	 * the quota for a flood of newer connections to take. */
+	consumer_read(c);
 }
 
 static void accept_all(struct zcv_server *srv)
@@ -805,6 +895,12 @@ int zcv_server_create(const struct zcv_server_config *cfg, const struct zcv_serv
 		srv->cfg.hold_timeout_ns = 1000 * NSEC_PER_MSEC;
 	if (!srv->cfg.max_consumers)
 		srv->cfg.max_consumers = 16;
+	if (!srv->cfg.source_reserve)
+		srv->cfg.source_reserve = 2;
+	if (!srv->cfg.handshake_timeout_ns)
+		srv->cfg.handshake_timeout_ns = 1000 * NSEC_PER_MSEC;
+	if (!srv->cfg.handshake_quota)
+		srv->cfg.handshake_quota = 4;
 	if (!srv->cfg.fps_num && !srv->cfg.fps_den)
 		srv->cfg.fps_den = 1;
 	if (cbs)
@@ -881,7 +977,12 @@ static void stop_listening(struct zcv_server *srv)
 	if (srv->listen_fd < 0)
 		return;
 	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, srv->listen_fd, NULL);
-	close(srv->listen_fd);
+	/* Refuses new connections now (ECONNREFUSED), before the close. */
+	shutdown(srv->listen_fd, SHUT_RDWR);
+	/* Connections not accepted yet may have queued messages with fds:
+	 * closing the listener releases them, so it goes to the closer too
+	 * (which accepts and empties them first). */
+	zcv_fd_dispose(srv->listen_fd);
 	srv->listen_fd = -1;
 }
 
@@ -906,6 +1007,8 @@ void zcv_server_destroy(struct zcv_server *srv)
 	srv->depth--;
 	reap(srv);
 	free(srv);
+	if (zcv_fd_dispose_flush(DESTROY_FLUSH_NS) < 0)
+		zcv_debug("server: fds of departed consumers still closing");
 }
 
 int zcv_server_get_fd(struct zcv_server *srv)
@@ -1128,6 +1231,9 @@ int zcv_server_set_pool(struct zcv_server *srv, struct zcv_pool *pool)
 		return -EINVAL;
 	srv->depth++;
 	srv->pool = pool;
+	/* the new pool's budget is granted anew, in order of arrival */
+	for (c = srv->consumers; c; c = c->next)
+		grant_return(c);
 	for (c = srv->consumers; c; c = next) {
 		int r;
 
@@ -1205,6 +1311,14 @@ unsigned zcv_server_get_consumers(struct zcv_server *srv, struct zcv_consumer_in
 	memcpy(out, all, n * sizeof(*all));
 	free(all);
 	return n;
+}
+
+void zcv_server_get_budget(struct zcv_server *srv, unsigned *ret_total, unsigned *ret_granted)
+{
+	if (ret_total)
+		*ret_total = budget_total(srv);
+	if (ret_granted)
+		*ret_granted = srv->granted;
 }
 
 unsigned zcv_server_streaming_count(struct zcv_server *srv)

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "closer.h"
 #include "protocol.h"
 
 /* Any message, aligned for every body; receive buffers are this type so a
@@ -57,19 +58,30 @@ int zcv_msg_validate(const void *buf, size_t len, unsigned n_fds);
  */
 int zcv_msg_send(int sock, const void *msg, size_t len, const int *fds, unsigned n_fds);
 
+/* The most fds one message can carry (SCM_MAX_FD of the kernel). */
+#define ZCV_KERNEL_MAX_FDS 253
+
 /*
  * Receives one packet without blocking into buf (size bytes, zero-filled
  * first) and up to ZCV_MSG_MAX_FDS fds into fds[] (new fds, CLOEXEC, the
- * caller must close them: zcv_close_fds()). Returns the packet length and
- * sets *ret_n_fds, 0 for end of file (no fds), -EAGAIN when nothing is
- * pending, -EPROTO for a packet larger than size (MSG_TRUNC), one with
- * more fds than fit (MSG_CTRUNC) or more than ZCV_MSG_MAX_FDS, or the
- * errno of recvmsg. On any error every fd that arrived is closed already.
+ * caller must close them, or zcv_fds_dispose() them when they came from a
+ * peer). Returns the packet length and sets *ret_n_fds, 0 for end of file
+ * (no fds), -EAGAIN when nothing is pending, -EPROTO for a packet larger
+ * than size (MSG_TRUNC), one whose fds did not all arrive (MSG_CTRUNC) or
+ * with more than ZCV_MSG_MAX_FDS, or the errno of recvmsg. On any error
+ * every fd that arrived has gone to zcv_fds_dispose().
+ *
+ * The control buffer has room for ZCV_KERNEL_MAX_FDS: fds the kernel
+ * cannot install are released in the receiver's context, where their
+ * final close could block (a lingering TCP socket); so every fd a peer
+ * sends is taken in and disposed of off the loop instead. (When the
+ * process has no free fd slot the kernel still releases the rest here:
+ * keep RLIMIT_NOFILE well above what the process uses.)
  */
 int zcv_msg_recv(int sock, void *buf, size_t size, int fds[ZCV_MSG_MAX_FDS], unsigned *ret_n_fds);
 
 /* zcv_msg_recv() into a union zcv_msg followed by zcv_msg_validate(): on a
- * validation failure the fds are closed and -EPROTO returned. */
+ * validation failure the fds are disposed of and -EPROTO returned. */
 int zcv_msg_read(int sock, union zcv_msg *msg, int fds[ZCV_MSG_MAX_FDS], unsigned *ret_n_fds);
 
 /* Closes n fds (skipping -1) and sets them to -1. */

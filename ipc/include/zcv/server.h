@@ -21,7 +21,7 @@ struct zcv_server_config {
 	const char *socket_path;   /* NULL: zcv_socket_default_path() */
 	unsigned max_hold;         /* default and cap of frames one consumer may hold; 0: 2 */
 	uint64_t hold_timeout_ns;  /* evict a consumer holding a frame longer; 0: 1 s */
-	unsigned max_consumers;    /* 0: 16 */
+	unsigned max_consumers;    /* that said HELLO, at once; 0: 16 */
 	uint32_t fps_num, fps_den; /* advertised frame rate; 0/1 unpaced */
 	uint32_t colorspace;       /* V4L2 colorspace, 0 default */
 	uint64_t modifier;         /* DRM modifier of the buffers, 0 linear */
@@ -32,7 +32,41 @@ struct zcv_server_config {
 	 * HANDSHAKE, hello_seen) until zcv_server_admit(), so the producer can
 	 * first (re)allocate its pool to fit every consumer's constraints. */
 	bool defer_admission;
+	/* Appended. Buffers the source keeps for itself: consumers' holds are
+	 * granted out of n_buffers - source_reserve (see "The buffer budget"
+	 * below). 0: 2. */
+	unsigned source_reserve;
+	/* Appended. A connection that sent no HELLO within this is dropped.
+	 * 0: 1 s. */
+	uint64_t handshake_timeout_ns;
+	/* Appended. Connections without a HELLO yet, at most; a newer one
+	 * replaces the oldest. They do not count against max_consumers.
+	 * 0: 4. */
+	unsigned handshake_quota;
 };
+
+/*
+ * The buffer budget. What all consumers may hold together always leaves
+ * the source source_reserve buffers to capture into, so no consumer that
+ * plays by the rules (holds what it is granted) can stall the stream:
+ *
+ *  - Holds are granted out of n_buffers - source_reserve, first come
+ *    first served, when a consumer is admitted.
+ *  - A newcomer on a zero-copy path gets min(what it asked for, or
+ *    max_hold when it asked for 0; max_hold; what is left).
+ *  - When nothing is left it gets the copy tier (a private pool; it holds
+ *    no source buffer) and path_reason says the budget is exhausted.
+ *    Copy-tier consumers never draw on the budget; their private pool
+ *    has one buffer more than they may hold.
+ *  - A departing consumer's grant returns to the budget (for newcomers;
+ *    consumers already on the copy tier stay there until the next pool).
+ *  - zcv_server_set_pool() grants anew, in order of arrival, out of the
+ *    new pool's budget.
+ *  - The grant is WELCOME's max_hold and zcv_consumer_info.max_hold.
+ *
+ * The pool is not grown at admission: a producer that can grow its pool
+ * reallocates it itself (defer_admission + zcv_server_set_pool()).
+ */
 
 enum zcv_consumer_state {
 	ZCV_CONSUMER_HANDSHAKE = 0,
@@ -46,9 +80,9 @@ struct zcv_consumer_info {
 	pid_t pid;
 	uid_t uid;
 	enum zcv_consumer_state state;
-	int path; /* enum zcv_path of the protocol */
-	unsigned max_hold;
-	unsigned held; /* frames it holds now */
+	int path;          /* enum zcv_path of the protocol */
+	unsigned max_hold; /* granted: frames it may hold at once (0 before admission) */
+	unsigned held;     /* frames it holds now */
 	uint64_t frames_sent;
 	uint64_t skipped;      /* frames it missed because it was at its hold limit */
 	uint64_t copied_bytes; /* copy tier only */
@@ -59,6 +93,8 @@ struct zcv_consumer_info {
 	bool hello_seen;                           /* its HELLO arrived */
 	struct zcv_client_constraints constraints; /* what it said it needs */
 	char path_reason[128];                     /* why it got the copy tier ("" otherwise) */
+	/* Appended. */
+	unsigned asked_hold; /* max_hold in its HELLO (0: the default) */
 };
 
 /* Both run inside dispatch/publish/set_pool/end, never inside destroy.
@@ -89,14 +125,19 @@ ZCV_EXPORT int zcv_server_create(const struct zcv_server_config *cfg,
 				 struct zcv_pool *pool, struct zcv_server **ret_server);
 
 /* Sends BYE (end of stream) to every consumer, closes all, unlinks the
- * socket. Buffers still lent are unheld. Accepts NULL. */
+ * socket. Buffers still lent are unheld. Consumers' sockets are closed on
+ * the fd-closing thread; this waits up to 1 s for it to finish, so that on
+ * return every fd the server had is closed unless a peer made a close
+ * block longer than that. Accepts NULL. */
 ZCV_EXPORT void zcv_server_destroy(struct zcv_server *srv);
 
 /* Epoll fd to poll for EPOLLIN; owned by the server. */
 ZCV_EXPORT int zcv_server_get_fd(struct zcv_server *srv);
 
 /* Handles everything pending (accept, messages, hang-ups, hold timeouts)
- * without blocking. Returns 0, or a negative errno on an internal failure
+ * without blocking: fds a consumer sends along and the sockets of dropped
+ * consumers are closed on a background thread (a close can block for as
+ * long as the peer chooses). Returns 0, or a negative errno on an internal failure
  * (consumer misbehaviour is handled by disconnecting that consumer). */
 ZCV_EXPORT int zcv_server_dispatch(struct zcv_server *srv);
 
@@ -150,6 +191,12 @@ ZCV_EXPORT void zcv_server_pending_constraints(struct zcv_server *srv,
  */
 ZCV_EXPORT bool zcv_pool_meets(const struct zcv_pool *pool, const struct zcv_client_constraints *c,
 			       char *why, size_t why_size);
+
+/* The buffer budget now: source buffers consumers may hold together
+ * (n_buffers - source_reserve of the current pool, 0 when the pool is
+ * that small) and how many of them are granted. Either may be NULL. */
+ZCV_EXPORT void zcv_server_get_budget(struct zcv_server *srv, unsigned *ret_total,
+				      unsigned *ret_granted);
 
 /* Number of consumers in STREAMING state. */
 ZCV_EXPORT unsigned zcv_server_streaming_count(struct zcv_server *srv);
