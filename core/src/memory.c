@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 #include <fcntl.h>
 #include <linux/dma-buf.h>
+#include <linux/magic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <zcv/memory.h>
 
 static uint64_t copied_bytes;
@@ -21,9 +23,29 @@ int zcv_memfd_create(const char *name, uint64_t size)
 		return -errno;
 	if (ftruncate(fd, (off_t)size) < 0)
 		return -errno;
-	if (fcntl(fd, F_ADD_SEALS, ZCV_MEMFD_SEALS) < 0)
+	if (fcntl(fd, F_ADD_SEALS, ZCV_MEMFD_SIZE_SEALS) < 0)
 		return -errno;
 	return zcv_steal_fd(&fd);
+}
+
+/*
+ * Why a seal and not a read-only fd: the other way to keep consumers from
+ * writing is to send each of them the memfd reopened O_RDONLY. But a
+ * process holding any fd of a memfd can open /proc/self/fd/N again with
+ * O_RDWR (a memfd's inode is mode 0777: the open succeeds) and write
+ * through that. Seals
+ * belong to the inode, not to an fd: F_SEAL_FUTURE_WRITE refuses write(),
+ * writable shared mmaps and mprotect() to PROT_WRITE whichever fd is used,
+ * while the producer keeps writing through the mapping it made before.
+ * F_SEAL_WRITE would do the same but cannot be added while a writable
+ * mapping exists. F_SEAL_SEAL stops a holder from adding seals of its own
+ * (a write seal of a consumer would break the producer's next mapping).
+ */
+int zcv_memfd_seal_readonly(int fd)
+{
+	if (fcntl(fd, F_ADD_SEALS, ZCV_MEMFD_SEALS) < 0)
+		return -errno;
+	return 0;
 }
 
 int zcv_memfd_check_sealed(int fd, uint64_t min_size, uint64_t *ret_size)
@@ -33,7 +55,8 @@ int zcv_memfd_check_sealed(int fd, uint64_t min_size, uint64_t *ret_size)
 
 	if (seals < 0)
 		return -errno;
-	if ((seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW))
+	if ((seals & ZCV_MEMFD_SIZE_SEALS) != ZCV_MEMFD_SIZE_SEALS ||
+	    !(seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)))
 		return -EPERM;
 	if (fstat(fd, &st) < 0)
 		return -errno;
@@ -68,8 +91,11 @@ bool zcv_fd_is_dmabuf(int fd)
 {
 	char path[64], line[128];
 	bool found = false;
+	struct statfs sfs;
 	FILE *f;
 
+	if (fstatfs(fd, &sfs) < 0 || sfs.f_type != DMA_BUF_MAGIC)
+		return false;
 	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
 	f = fopen(path, "re");
 	if (!f)

@@ -58,6 +58,13 @@ int zcv_pool_create_memfd(const struct zcv_layout *layout, unsigned n, uint32_t 
 			return fd;
 		}
 		r = zcv_pool_set_fds(pool, i, 1, &fd, all_in_first);
+		/* The producer's writable mapping first, then the seal: from
+		 * then on that mapping is the only way to write the buffer, and
+		 * consumers get fds they can only read through. */
+		if (r == 0)
+			r = zcv_pool_map(pool, i, PROT_READ | PROT_WRITE);
+		if (r == 0)
+			r = zcv_memfd_seal_readonly(pool->buffers[i].fds[0]);
 		if (r < 0) {
 			zcv_pool_destroy(pool);
 			return r;

@@ -1,22 +1,37 @@
 /* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <zcv/client.h>
 #include <zcv/log.h>
 #include <zcv/memory.h>
 #include <zcv/pool.h>
+#include "closer.h"
 #include "wire.h"
 
-/* Bounded so one dispatch cannot monopolise the caller's loop. */
+/* Bounded so one dispatch cannot monopolise the caller's loop. A producer
+ * that keeps to the protocol has far fewer messages in flight: at most
+ * max_hold FRAMEs (<= ZCV_POOL_MAX_BUFFERS) and one pool announcement. */
 #define DISPATCH_MAX_MESSAGES 256
+
+/* Frames the producer may have lent us and not got back: held by the sink
+ * plus releases queued here. A producer never lends more than the hold
+ * limit it granted, which is at most ZCV_POOL_MAX_BUFFERS; one that does
+ * is broken, and this bound is what keeps the release queue finite. */
+#define MAX_OUTSTANDING ZCV_POOL_MAX_BUFFERS
+
+#define REASON_MAX 160
 
 struct cbuf {
 	bool present;
 	bool held;
+	bool release_queued; /* released by the sink, RELEASE not sent yet */
 	uint64_t held_seq;
 	unsigned n_fds;
 	int fds[ZCV_MSG_MAX_FDS];
@@ -32,6 +47,31 @@ struct gen {
 	unsigned n_received;
 	unsigned held;
 	struct cbuf bufs[ZCV_POOL_MAX_BUFFERS];
+};
+
+/* A RELEASE that found the socket full. Its frame is no longer held: the
+ * generation it names may be gone by the time it is sent. */
+struct queued_release {
+	uint16_t version;
+	uint32_t generation;
+	uint32_t index;
+	uint64_t sequence;
+};
+
+/* Callbacks are collected while dispatch reads ahead, and run (or, for
+ * frames, dropped) once it knows how the batch ends. */
+enum event_type {
+	EVENT_FORMAT,
+	EVENT_FRAME,
+};
+
+struct event {
+	enum event_type type;
+	struct gen *gen; /* EVENT_FRAME: its generation (kept alive by the hold) */
+	union {
+		struct zcv_client_format fmt;
+		struct zcv_client_frame frame;
+	};
 };
 
 struct zcv_client {
@@ -52,6 +92,15 @@ struct zcv_client {
 	int result;
 	/* the socket can still carry RELEASEs (streaming, or after a clean end) */
 	bool connected;
+	bool dispatching;
+	/* how it ended, told to the closed callback after the batch's frames */
+	bool closed_notified;
+	int close_error;
+	char close_reason[REASON_MAX];
+	struct queued_release queue[MAX_OUTSTANDING];
+	unsigned n_queued;
+	struct event *events; /* DISPATCH_MAX_MESSAGES of them */
+	unsigned n_events;
 };
 
 static void gen_free(struct gen *g)
@@ -64,6 +113,7 @@ static void gen_free(struct gen *g)
 		for (unsigned f = 0; f < b->n_fds; f++) {
 			if (b->map[f])
 				munmap(b->map[f], b->fd_size[f]);
+			/* verified memfds and DMA-BUFs: their close cannot block */
 			if (b->fds[f] >= 0)
 				close(b->fds[f]);
 		}
@@ -105,13 +155,81 @@ static void retired_collect(struct zcv_client *c)
 	}
 }
 
+static struct gen *find_gen(struct zcv_client *c, uint32_t generation)
+{
+	if (c->cur && c->cur->fmt.generation == generation)
+		return c->cur;
+	for (struct gen *g = c->retired; g; g = g->next)
+		if (g->fmt.generation == generation)
+			return g;
+	return NULL;
+}
+
+/* The sink's (or the read-ahead's) hold on a frame ends. */
+static void unhold(struct zcv_client *c, struct gen *g, struct cbuf *b)
+{
+	b->held = false;
+	g->held--;
+	c->held--;
+}
+
+static void release_sent(struct zcv_client *c, const struct queued_release *q)
+{
+	struct gen *g = find_gen(c, q->generation);
+
+	if (g && q->index < g->fmt.n_buffers)
+		g->bufs[q->index].release_queued = false;
+}
+
+/* Nobody is left to send the queued releases to: the producer reclaimed. */
+static void drop_queue(struct zcv_client *c)
+{
+	for (unsigned i = 0; i < c->n_queued; i++)
+		release_sent(c, &c->queue[i]);
+	c->n_queued = 0;
+}
+
+static void flush_releases(struct zcv_client *c)
+{
+	unsigned sent = 0;
+
+	while (c->connected && sent < c->n_queued) {
+		const struct queued_release *q = &c->queue[sent];
+		struct zcv_msg_release m;
+		size_t len = zcv_msg_init(&m, ZCV_MSG_RELEASE);
+		int r;
+
+		m.hdr.version = q->version;
+		m.generation = q->generation;
+		m.index = q->index;
+		m.sequence = q->sequence;
+		r = zcv_msg_send(c->fd, &m, len, NULL, 0);
+		if (r == -EAGAIN)
+			break;
+		if (r < 0) {
+			/* The connection broke; dispatch finds out when it reads. */
+			zcv_debug("client: sending a release: %s", strerror(-r));
+			c->connected = false;
+			break;
+		}
+		release_sent(c, q);
+		sent++;
+	}
+	memmove(c->queue, c->queue + sent, (c->n_queued - sent) * sizeof(c->queue[0]));
+	c->n_queued -= sent;
+	if (!c->connected)
+		drop_queue(c);
+}
+
+/* Notes how the stream ended; the closed callback runs at the end of the
+ * dispatch, after the frames that may still be delivered. */
 static void finish(struct zcv_client *c, int result, int error, const char *reason)
 {
 	if (c->result)
 		return;
 	c->result = result;
-	if (c->cbs.closed)
-		c->cbs.closed(c->data, error, reason ? reason : "");
+	c->close_error = error;
+	snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason ? reason : "");
 }
 
 /* The producer broke the protocol, or the connection broke: tell it why
@@ -128,8 +246,30 @@ static int fail(struct zcv_client *c, int error, const char *reason)
 	if (c->connected)
 		shutdown(c->fd, SHUT_RDWR);
 	c->connected = false;
+	drop_queue(c);
 	finish(c, error, error, reason);
 	return error;
+}
+
+__attribute__((format(printf, 3, 4))) static int failf(struct zcv_client *c, int error,
+						       const char *fmt, ...)
+{
+	char reason[REASON_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	return fail(c, error, reason);
+}
+
+static struct event *event_add(struct zcv_client *c, enum event_type type)
+{
+	struct event *ev = &c->events[c->n_events++];
+
+	ev->type = type;
+	ev->gen = NULL;
+	return ev;
 }
 
 static int handle_welcome(struct zcv_client *c, const struct zcv_msg_welcome *w)
@@ -156,7 +296,7 @@ static int handle_welcome(struct zcv_client *c, const struct zcv_msg_welcome *w)
 	fmt.layout.width = w->width;
 	fmt.layout.height = w->height;
 	fmt.layout.n_planes = w->n_planes;
-	for (unsigned p = 0; p < w->n_planes; p++) {
+	for (unsigned p = 0; p < w->n_planes && p < ZCV_MAX_PLANES; p++) {
 		fmt.layout.planes[p].offset = w->planes[p].offset;
 		fmt.layout.planes[p].stride = w->planes[p].stride;
 		fmt.layout.planes[p].size = w->planes[p].size;
@@ -184,51 +324,121 @@ static int handle_welcome(struct zcv_client *c, const struct zcv_msg_welcome *w)
 	return 0;
 }
 
-/* Takes the fds of the message on success; the caller closes them on failure. */
-static int handle_buffer(struct zcv_client *c, const struct zcv_msg_buffer *m, int *fds)
+/* What an fd that is not what it should be is, for the reason we give. */
+static const char *fd_kind(int fd)
+{
+	struct stat st;
+
+	if (zcv_fd_is_dmabuf(fd))
+		return "a DMA-BUF";
+	if (fcntl(fd, F_GET_SEALS) >= 0)
+		return "a memfd";
+	if (fstat(fd, &st) < 0)
+		return "unknown";
+	switch (st.st_mode & S_IFMT) {
+	case S_IFREG:
+		return "a regular file";
+	case S_IFIFO:
+		return "a pipe";
+	case S_IFSOCK:
+		return "a socket";
+	case S_IFCHR:
+		return "a character device";
+	case S_IFBLK:
+		return "a block device";
+	case S_IFDIR:
+		return "a directory";
+	}
+	return "a special file";
+}
+
+/*
+ * Is the memory what the path promises? A DMA-BUF must be one (a file or
+ * an unsealed memfd could be truncated under our mapping: SIGBUS); a
+ * memfd must be sealed so that neither its size nor its contents can
+ * change except through the producer's own mapping. fd is borrowed.
+ */
+static int check_memory(struct zcv_client *c, int path, unsigned idx, unsigned f, int fd,
+			uint64_t announced)
+{
+	uint64_t size = 0;
+	int r, seals;
+
+	if (path == ZCV_PATH_DMABUF) {
+		if (!zcv_fd_is_dmabuf(fd))
+			return failf(c, -EPROTO, "buffer %u fd %u is %s, not a DMA-BUF", idx, f,
+				     fd_kind(fd));
+		r = zcv_fd_size(fd, &size);
+		if (r < 0)
+			return failf(c, -EPROTO, "buffer %u fd %u: cannot size the DMA-BUF: %s",
+				     idx, f, strerror(-r));
+		if (size < announced)
+			return failf(c, -EPROTO,
+				     "buffer %u fd %u: DMA-BUF of %llu bytes, %llu announced", idx,
+				     f, (unsigned long long)size, (unsigned long long)announced);
+		return 0;
+	}
+	r = zcv_memfd_check_sealed(fd, announced, &size);
+	if (r == 0)
+		return 0;
+	seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0)
+		return failf(c, -EPROTO, "buffer %u fd %u is %s, not a memfd", idx, f, fd_kind(fd));
+	if ((seals & ZCV_MEMFD_SIZE_SEALS) != ZCV_MEMFD_SIZE_SEALS)
+		return failf(c, -EPROTO, "buffer %u fd %u: memfd not sealed against resizing", idx,
+			     f);
+	if (!(seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)))
+		return failf(c, -EPROTO, "buffer %u fd %u: memfd writable (no write seal)", idx, f);
+	if (r == -EMSGSIZE) {
+		struct stat st;
+
+		if (fstat(fd, &st) == 0)
+			return failf(c, -EPROTO,
+				     "buffer %u fd %u: memfd of %llu bytes, %llu announced", idx, f,
+				     (unsigned long long)st.st_size, (unsigned long long)announced);
+	}
+	return failf(c, -EPROTO, "buffer %u fd %u: memfd refused: %s", idx, f, strerror(-r));
+}
+
+/* Takes the fds of the message on success; the caller disposes of them on
+ * failure. */
+static int handle_buffer(struct zcv_client *c, const struct zcv_msg_buffer *m, int *fds,
+			 unsigned n_fds)
 {
 	struct gen *g = c->cur;
 	const struct zcv_layout *l;
 	struct cbuf *b;
-	int prot = c->cfg.map_writable ? PROT_READ | PROT_WRITE : PROT_READ;
 
 	if (!g || gen_complete(g) || m->generation != g->fmt.generation)
 		return fail(c, -EPROTO, "BUFFER outside its pool announcement");
 	if (m->index >= g->fmt.n_buffers || g->bufs[m->index].present)
 		return fail(c, -EPROTO, "BUFFER with a bad or repeated index");
+	if (m->n_fds != n_fds || n_fds == 0 || n_fds > ZCV_MSG_MAX_FDS)
+		return fail(c, -EPROTO, "BUFFER with the wrong number of fds");
 	l = &g->fmt.layout;
 	for (unsigned p = 0; p < l->n_planes; p++) {
 		const struct zcv_plane_layout *pl = &l->planes[p];
 
+		if (m->plane_fd[p] >= n_fds)
+			return fail(c, -EPROTO, "BUFFER puts a plane in an fd it lacks");
 		if ((uint64_t)pl->offset + pl->size > m->fd_size[m->plane_fd[p]])
 			return fail(c, -EPROTO, "BUFFER too small for its planes");
 	}
-	for (unsigned f = 0; f < m->n_fds; f++) {
-		uint64_t size = 0;
-		int r;
+	for (unsigned f = 0; f < n_fds; f++) {
+		int r = check_memory(c, g->fmt.path, m->index, f, fds[f], m->fd_size[f]);
 
-		if (g->fmt.path == ZCV_PATH_DMABUF) {
-			r = zcv_fd_size(fds[f], &size);
-			if (r == 0 && size < m->fd_size[f])
-				r = -EMSGSIZE;
-		} else {
-			/* A memfd the producer could shrink would SIGBUS us. */
-			r = zcv_memfd_check_sealed(fds[f], m->fd_size[f], &size);
-		}
-		if (r < 0) {
-			zcv_debug("client: buffer %u fd %u refused: %s", m->index, f, strerror(-r));
-			return fail(c, -EPROTO, "BUFFER memory is not what it claims");
-		}
+		if (r < 0)
+			return r;
 	}
 
 	b = &g->bufs[m->index];
-	b->n_fds = m->n_fds;
+	b->n_fds = n_fds;
 	memcpy(b->plane_fd, m->plane_fd, sizeof(b->plane_fd));
-	for (unsigned f = 0; f < m->n_fds; f++) {
+	for (unsigned f = 0; f < n_fds; f++) {
 		b->fd_size[f] = m->fd_size[f];
 		if (c->cfg.no_map)
 			continue;
-		b->map[f] = mmap(NULL, m->fd_size[f], prot, MAP_SHARED, fds[f], 0);
+		b->map[f] = mmap(NULL, m->fd_size[f], PROT_READ, MAP_SHARED, fds[f], 0);
 		if (b->map[f] == MAP_FAILED) {
 			int r = -errno;
 
@@ -238,28 +448,25 @@ static int handle_buffer(struct zcv_client *c, const struct zcv_msg_buffer *m, i
 				b->map[k] = NULL;
 			}
 			b->n_fds = 0;
-			return fail(c, r, "cannot map a buffer");
+			return failf(c, r, "cannot map buffer %u: %s", m->index, strerror(-r));
 		}
 	}
-	for (unsigned f = 0; f < m->n_fds; f++) {
+	for (unsigned f = 0; f < n_fds; f++) {
 		b->fds[f] = fds[f];
 		fds[f] = -1;
 	}
 	b->present = true;
-	if (++g->n_received == g->fmt.n_buffers) {
-		c->fmt = g->fmt;
-		c->have_fmt = true;
-		if (c->cbs.format)
-			c->cbs.format(c->data, &c->fmt);
-	}
+	if (++g->n_received == g->fmt.n_buffers)
+		event_add(c, EVENT_FORMAT)->fmt = g->fmt;
 	return 0;
 }
 
 static int handle_frame(struct zcv_client *c, const struct zcv_msg_frame *m)
 {
 	struct gen *g = c->cur;
-	struct zcv_client_frame fr = { 0 };
+	struct zcv_client_frame *fr;
 	const struct zcv_layout *l;
+	struct event *ev;
 	struct cbuf *b;
 
 	if (!g || !gen_complete(g) || m->generation != g->fmt.generation)
@@ -269,6 +476,10 @@ static int handle_frame(struct zcv_client *c, const struct zcv_msg_frame *m)
 	b = &g->bufs[m->index];
 	if (b->held)
 		return fail(c, -EPROTO, "FRAME in a buffer we still hold");
+	if (b->release_queued)
+		return fail(c, -EPROTO, "FRAME in a buffer whose release it has not had");
+	if (c->held + c->n_queued >= MAX_OUTSTANDING)
+		return fail(c, -EPROTO, "FRAME beyond any hold limit");
 	l = &g->fmt.layout;
 	for (unsigned p = 0; p < l->n_planes; p++)
 		if (m->bytesused[p] > l->planes[p].size)
@@ -280,63 +491,124 @@ static int handle_frame(struct zcv_client *c, const struct zcv_msg_frame *m)
 	c->have_seq = true;
 	c->last_seq = m->sequence;
 
+	/* Held from now on, so that nothing retires the generation before the
+	 * frame is delivered or dropped. */
 	b->held = true;
 	b->held_seq = m->sequence;
 	g->held++;
 	c->held++;
 
-	fr.generation = m->generation;
-	fr.index = m->index;
-	fr.sequence = m->sequence;
-	fr.timestamp_ns = m->timestamp_ns;
-	fr.received_ns = zcv_now_ns();
-	fr.flags = m->flags;
-	fr.n_planes = l->n_planes;
+	ev = event_add(c, EVENT_FRAME);
+	ev->gen = g;
+	fr = &ev->frame;
+	memset(fr, 0, sizeof(*fr));
+	fr->generation = m->generation;
+	fr->index = m->index;
+	fr->sequence = m->sequence;
+	fr->timestamp_ns = m->timestamp_ns;
+	fr->received_ns = zcv_now_ns();
+	fr->flags = m->flags;
+	fr->n_planes = l->n_planes;
 	for (unsigned p = 0; p < l->n_planes; p++) {
 		unsigned f = b->plane_fd[p];
 
-		fr.planes[p] = b->map[f] ? (const uint8_t *)b->map[f] + l->planes[p].offset : NULL;
-		fr.stride[p] = l->planes[p].stride;
-		fr.bytesused[p] = m->bytesused[p];
-		fr.fd[p] = b->fds[f];
-		fr.offset[p] = l->planes[p].offset;
+		fr->planes[p] = b->map[f] ? (const uint8_t *)b->map[f] + l->planes[p].offset : NULL;
+		fr->stride[p] = l->planes[p].stride;
+		fr->bytesused[p] = m->bytesused[p];
+		fr->fd[p] = b->fds[f];
+		fr->offset[p] = l->planes[p].offset;
 	}
 	for (unsigned p = l->n_planes; p < ZCV_MAX_PLANES; p++)
-		fr.fd[p] = -1;
-	if (c->cbs.frame)
-		c->cbs.frame(c->data, &fr);
-	else
-		/* nobody looks at frames: give them straight back */
-		zcv_client_release(c, &fr);
+		fr->fd[p] = -1;
 	return 0;
 }
 
-static int handle_message(struct zcv_client *c, union zcv_msg *m, int *fds)
+static int handle_bye(struct zcv_client *c, const struct zcv_msg_bye *m)
+{
+	int error = m->error;
+
+	if (error == 0) {
+		/* Clean end: the socket stays up so held frames can still be
+		 * released. */
+		finish(c, 1, 0, m->reason[0] ? m->reason : "end of stream");
+		return 1;
+	}
+	/* a negative errno, or it is not telling the truth */
+	if (error > 0 || error < -4095)
+		error = -EPROTO;
+	/* Evicted or refused: the producer took back everything we held and
+	 * expects nothing more. */
+	c->connected = false;
+	drop_queue(c);
+	finish(c, error, error, m->reason[0] ? m->reason : "the producer ended the stream");
+	return error;
+}
+
+static int handle_message(struct zcv_client *c, union zcv_msg *m, int *fds, unsigned n_fds)
 {
 	switch (m->hdr.type) {
 	case ZCV_MSG_WELCOME:
 		return handle_welcome(c, &m->welcome);
 	case ZCV_MSG_BUFFER:
-		return handle_buffer(c, &m->buffer, fds);
+		return handle_buffer(c, &m->buffer, fds, n_fds);
 	case ZCV_MSG_FRAME:
 		return handle_frame(c, &m->frame);
 	case ZCV_MSG_BYE:
-		if (m->bye.error == 0) {
-			/* Clean end: the socket stays up so held frames can still
-			 * be released. */
-			finish(c, 1, 0, m->bye.reason[0] ? m->bye.reason : "end of stream");
-			return 1;
-		}
-		c->connected = false;
-		finish(c, m->bye.error, m->bye.error, m->bye.reason);
-		return m->bye.error;
+		return handle_bye(c, &m->bye);
 	default:
 		return fail(c, -EPROTO, "unexpected message from the producer");
 	}
 }
 
+/*
+ * Runs the callbacks the batch collected, in order. When the batch ended
+ * the stream with an error, the producer may have taken back the buffers
+ * of its frames (that is what an eviction does): they are dropped, and no
+ * release goes out for them. The closed callback comes last.
+ */
+static void deliver(struct zcv_client *c)
+{
+	unsigned dropped = 0;
+
+	for (unsigned i = 0; i < c->n_events; i++) {
+		struct event *ev = &c->events[i];
+
+		if (ev->type == EVENT_FRAME && c->result < 0) {
+			unhold(c, ev->gen, &ev->gen->bufs[ev->frame.index]);
+			dropped++;
+		} else if (ev->type == EVENT_FRAME) {
+			if (c->cbs.frame)
+				c->cbs.frame(c->data, &ev->frame);
+			else
+				/* nobody looks at frames: give them straight back */
+				zcv_client_release(c, &ev->frame);
+		} else if (c->result >= 0) {
+			c->fmt = ev->fmt;
+			c->have_fmt = true;
+			if (c->cbs.format)
+				c->cbs.format(c->data, &c->fmt);
+		}
+	}
+	c->n_events = 0;
+	if (dropped) {
+		zcv_debug("client: %u frames not delivered: the stream ended before them", dropped);
+		retired_collect(c);
+	}
+	if (c->result && !c->closed_notified) {
+		c->closed_notified = true;
+		if (c->cbs.closed)
+			c->cbs.closed(c->data, c->close_error, c->close_reason);
+	}
+}
+
 int zcv_client_dispatch(struct zcv_client *c)
 {
+	if (c->dispatching)
+		return -EBUSY;
+	flush_releases(c);
+	if (c->result)
+		return c->result;
+	c->dispatching = true;
 	for (int n = 0; n < DISPATCH_MAX_MESSAGES && !c->result; n++) {
 		union zcv_msg m;
 		int fds[ZCV_MSG_MAX_FDS];
@@ -345,28 +617,32 @@ int zcv_client_dispatch(struct zcv_client *c)
 
 		r = zcv_msg_read(c->fd, &m, fds, &n_fds);
 		if (r == -EAGAIN)
-			return 0;
+			break;
 		if (r == 0)
-			return fail(c, -ECONNRESET, "the producer went away");
-		if (r == -EPROTO)
-			return fail(c, -EPROTO, "malformed message from the producer");
-		if (r < 0)
-			return fail(c, r, "connection error");
-		r = handle_message(c, &m, fds);
-		zcv_close_fds(fds, n_fds);
-		if (r)
-			return r;
+			fail(c, -ECONNRESET, "the producer went away");
+		else if (r == -EPROTO)
+			fail(c, -EPROTO, "malformed message from the producer");
+		else if (r < 0)
+			failf(c, r, "connection error: %s", strerror(-r));
+		else
+			handle_message(c, &m, fds, n_fds);
+		/* whatever the handlers did not keep */
+		if (r > 0)
+			zcv_fds_dispose(fds, n_fds);
 	}
+	deliver(c);
+	c->dispatching = false;
+	flush_releases(c);
 	return c->result;
 }
 
 int zcv_client_wait_dispatch(struct zcv_client *c, int timeout_ms)
 {
-	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+	struct pollfd pfd = { .fd = c->fd, .events = zcv_client_get_events(c) };
 	int r;
 
 	if (c->result)
-		return c->result;
+		return zcv_client_dispatch(c);
 	r = poll(&pfd, 1, timeout_ms);
 	if (r < 0)
 		return errno == EINTR ? 0 : -errno;
@@ -375,51 +651,81 @@ int zcv_client_wait_dispatch(struct zcv_client *c, int timeout_ms)
 	return zcv_client_dispatch(c);
 }
 
-static struct gen *find_gen(struct zcv_client *c, uint32_t generation)
+short zcv_client_get_events(struct zcv_client *c)
 {
-	if (c->cur && c->cur->fmt.generation == generation)
-		return c->cur;
-	for (struct gen *g = c->retired; g; g = g->next)
-		if (g->fmt.generation == generation)
-			return g;
-	return NULL;
+	return (short)(POLLIN | (c->connected && c->n_queued ? POLLOUT : 0));
+}
+
+unsigned zcv_client_queued_releases(struct zcv_client *c)
+{
+	return c->n_queued;
 }
 
 int zcv_client_release(struct zcv_client *c, const struct zcv_client_frame *frame)
 {
 	struct gen *g = frame ? find_gen(c, frame->generation) : NULL;
-	struct zcv_msg_release m;
 	struct cbuf *b;
-	size_t len;
-	int r = 0;
 
 	if (!g || frame->index >= g->fmt.n_buffers)
 		return -EINVAL;
 	b = &g->bufs[frame->index];
 	if (!b->held || b->held_seq != frame->sequence)
 		return -EINVAL;
-	if (c->connected) {
-		len = zcv_msg_init(&m, ZCV_MSG_RELEASE);
-		m.hdr.version = (uint16_t)g->fmt.version;
-		m.generation = frame->generation;
-		m.index = frame->index;
-		m.sequence = frame->sequence;
-		r = zcv_msg_send(c->fd, &m, len, NULL, 0);
-		if (r == -EAGAIN)
-			return r;
+	unhold(c, g, b);
+	/* Queued even when it could go out at once, behind any that could
+	 * not: the producer sees releases in the order they were made. The
+	 * queue cannot overflow: a frame enters it only by leaving the
+	 * holds, and holds plus queue stay within MAX_OUTSTANDING. */
+	if (c->connected && c->n_queued < MAX_OUTSTANDING) {
+		c->queue[c->n_queued++] = (struct queued_release){
+			.version = (uint16_t)g->fmt.version,
+			.generation = frame->generation,
+			.index = frame->index,
+			.sequence = frame->sequence,
+		};
+		b->release_queued = true;
+		flush_releases(c);
 	}
-	/* Sent, or there is nobody left to send it to: either way it is ours
-	 * no longer. */
-	b->held = false;
-	g->held--;
-	c->held--;
+	/* Whether or not the RELEASE went out, the frame is no longer the
+	 * sink's: an old generation goes once nothing of it is held. */
 	if (g != c->cur)
 		retired_collect(c);
-	if (!c->connected || r < 0) {
-		c->connected = false;
-		return -EPIPE;
-	}
 	return 0;
+}
+
+/* Is the producer someone we trust with our memory? SO_PEERCRED names
+ * whoever created the listening socket; a socket path anyone can write to
+ * (--socket /tmp/x) makes that anyone. */
+static int check_producer(const struct zcv_client_config *cfg, int fd, char *reason,
+			  size_t reason_size)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	uid_t me = geteuid();
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+		int r = -errno;
+
+		snprintf(reason, reason_size, "cannot learn who the producer is: %s", strerror(-r));
+		return r;
+	}
+	if (cfg->producer_trust == ZCV_TRUST_ANYONE || cred.uid == me || cred.uid == 0)
+		return 0;
+	if (cfg->producer_trust == ZCV_TRUST_UID && cred.uid == cfg->producer_uid)
+		return 0;
+	if (cfg->producer_trust == ZCV_TRUST_UID)
+		snprintf(
+			reason, reason_size,
+			"the producer runs as uid %u (pid %d): only uid %u (ours), uid %u and root "
+			"are trusted",
+			(unsigned)cred.uid, (int)cred.pid, (unsigned)me,
+			(unsigned)cfg->producer_uid);
+	else
+		snprintf(reason, reason_size,
+			 "the producer runs as uid %u (pid %d): only uid %u (ours) and root are "
+			 "trusted",
+			 (unsigned)cred.uid, (int)cred.pid, (unsigned)me);
+	return -EACCES;
 }
 
 int zcv_client_connect(const struct zcv_client_config *cfg, const struct zcv_client_callbacks *cbs,
@@ -427,6 +733,7 @@ int zcv_client_connect(const struct zcv_client_config *cfg, const struct zcv_cli
 {
 	static const struct zcv_client_config defaults;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char reason[REASON_MAX];
 	struct zcv_msg_hello h;
 	struct zcv_client *c;
 	size_t len;
@@ -448,6 +755,11 @@ int zcv_client_connect(const struct zcv_client_config *cfg, const struct zcv_cli
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
+	c->events = calloc(DISPATCH_MAX_MESSAGES, sizeof(*c->events));
+	if (!c->events) {
+		free(c);
+		return -ENOMEM;
+	}
 	c->cfg = *cfg;
 	c->cfg.socket_path = NULL;
 	if (!c->cfg.caps)
@@ -459,11 +771,18 @@ int zcv_client_connect(const struct zcv_client_config *cfg, const struct zcv_cli
 	c->data = data;
 
 	r = zcv_socket_connect(path);
-	if (r < 0) {
-		free(c);
-		return r;
-	}
+	if (r < 0)
+		goto fail;
 	c->fd = r;
+
+	/* Before anything is sent (our name) or received (fds to map). */
+	r = check_producer(&c->cfg, c->fd, reason, sizeof(reason));
+	if (r < 0) {
+		zcv_debug("client: %s", reason);
+		if (c->cbs.closed)
+			c->cbs.closed(c->data, r, reason);
+		goto fail_fd;
+	}
 	c->connected = true;
 
 	len = zcv_msg_init(&h, ZCV_MSG_HELLO);
@@ -484,18 +803,22 @@ int zcv_client_connect(const struct zcv_client_config *cfg, const struct zcv_cli
 		unsigned n_fds = 0;
 
 		if (zcv_msg_read(c->fd, &m, fds, &n_fds) > 0) {
-			zcv_close_fds(fds, n_fds);
-			if (m.hdr.type == ZCV_MSG_BYE && m.bye.error < 0)
+			zcv_fds_dispose(fds, n_fds);
+			if (m.hdr.type == ZCV_MSG_BYE && m.bye.error < 0 && m.bye.error >= -4095)
 				r = m.bye.error;
 		}
 	}
-	if (r < 0) {
-		close(c->fd);
-		free(c);
-		return r;
-	}
+	if (r < 0)
+		goto fail_fd;
 	*ret_client = c;
 	return 0;
+fail_fd:
+	/* Whatever the producer queued for us (fds among it) goes with it. */
+	zcv_fd_dispose(c->fd);
+fail:
+	free(c->events);
+	free(c);
+	return r;
 }
 
 void zcv_client_destroy(struct zcv_client *c)
@@ -509,7 +832,8 @@ void zcv_client_destroy(struct zcv_client *c)
 
 		(void)zcv_msg_send(c->fd, &bye, len, NULL, 0);
 	}
-	close(c->fd);
+	/* Unread messages may carry fds whose release the producer controls. */
+	zcv_fd_dispose(c->fd);
 	gen_free(c->cur);
 	while (c->retired) {
 		struct gen *g = c->retired;
@@ -517,6 +841,7 @@ void zcv_client_destroy(struct zcv_client *c)
 		c->retired = g->next;
 		gen_free(g);
 	}
+	free(c->events);
 	free(c);
 }
 

@@ -19,20 +19,35 @@ static void test_memfd_sealed(void **state)
 
 	assert_true(fd >= 0);
 	assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
-	assert_int_equal(zcv_memfd_check_sealed(fd, 4096, &size), 0);
-	assert_int_equal(size, 4096);
 	/* nobody may shrink or grow it, so no mapper can be made to SIGBUS */
 	assert_int_equal(ftruncate(fd, 100), -1);
 	assert_int_equal(errno, EPERM);
 	assert_int_equal(ftruncate(fd, 8192), -1);
+	/* but it is writable until sealed read-only: not fit to lend yet */
+	assert_int_equal(zcv_memfd_check_sealed(fd, 4096, &size), -EPERM);
+	assert_int_equal(pwrite(fd, "x", 1, 0), 1);
+	assert_int_equal(zcv_memfd_seal_readonly(fd), 0);
+	assert_int_equal(fcntl(fd, F_GET_SEALS), ZCV_MEMFD_SEALS);
+	assert_int_equal(zcv_memfd_check_sealed(fd, 4096, &size), 0);
+	assert_int_equal(size, 4096);
+	assert_int_equal(pwrite(fd, "x", 1, 0), -1);
+	assert_int_equal(errno, EPERM);
+	assert_true(mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED);
 	assert_int_equal(zcv_memfd_check_sealed(fd, 8192, NULL), -EMSGSIZE);
 	assert_int_equal(zcv_memfd_create("t", 0), -EINVAL);
 	close(fd);
+	assert_int_equal(zcv_memfd_seal_readonly(fd), -EBADF);
 
 	/* an unsealed memfd is refused */
 	fd = memfd_create("plain", MFD_CLOEXEC);
 	assert_int_equal(ftruncate(fd, 4096), 0);
 	assert_int_equal(zcv_memfd_check_sealed(fd, 0, NULL), -EPERM);
+	close(fd);
+	/* nor is a file that is no memfd */
+	fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(zcv_memfd_check_sealed(fd, 0, NULL), -EINVAL);
+	assert_false(zcv_fd_is_dmabuf(fd));
 	close(fd);
 }
 
@@ -86,6 +101,12 @@ static void test_pool_accounting(void **state)
 	pool->on_free_data = &fr;
 	assert_int_equal(pool->generation, 7);
 	assert_int_equal(zcv_pool_count(pool, ZCV_BUFFER_FREE), 3);
+	/* mapped writable for the producer, then sealed: fit to lend */
+	for (unsigned i = 0; i < 3; i++) {
+		assert_non_null(pool->buffers[i].map[0]);
+		((uint8_t *)pool->buffers[i].map[0])[l.size - 1] = 0xab;
+		assert_int_equal(zcv_memfd_check_sealed(pool->buffers[i].fds[0], l.size, NULL), 0);
+	}
 
 	b0 = zcv_pool_acquire(pool);
 	b1 = zcv_pool_acquire(pool);
@@ -118,9 +139,12 @@ static void test_pool_accounting(void **state)
 	assert_ptr_equal(zcv_buffer_plane(pool, &pool->buffers[2], 1),
 			 (uint8_t *)m + l.planes[1].offset);
 	assert_null(zcv_buffer_plane(pool, &pool->buffers[2], 2));
-	assert_null(zcv_buffer_plane(pool, &pool->buffers[0], 0)); /* unmapped */
 	zcv_pool_destroy(pool);
 	zcv_pool_destroy(NULL);
+	/* a buffer without memory has no planes */
+	assert_int_equal(zcv_pool_create_empty(&l, 1, 1, ZCV_MEMORY_DMABUF, &pool), 0);
+	assert_null(zcv_buffer_plane(pool, &pool->buffers[0], 0)); /* unmapped */
+	zcv_pool_destroy(pool);
 }
 
 static void test_pool_bad_input(void **state)
@@ -155,6 +179,7 @@ static void test_stats(void **state)
 	struct zcv_stats s;
 	char *buf = NULL;
 	size_t len = 0;
+	struct zcv_json extra;
 	FILE *f;
 
 	zcv_stats_init(&s);
@@ -168,9 +193,14 @@ static void test_stats(void **state)
 	s.end_ns = 1000000000;
 	s.path = "memfd";
 	assert_true(zcv_stats_fps(&s) > 59.99 && zcv_stats_fps(&s) < 60.01);
+	zcv_json_init(&extra, 0);
+	zcv_json_begin_object(&extra);
+	zcv_json_kv_int(&extra, "x", 1);
+	zcv_json_end_object(&extra);
 	f = open_memstream(&buf, &len);
-	assert_int_equal(zcv_stats_write_json(&s, f, "\"x\": 1"), 0);
+	assert_int_equal(zcv_stats_write_json(&s, f, &extra), 0);
 	fclose(f);
+	zcv_json_finish(&extra);
 	assert_non_null(strstr(buf, "\"frames\": 61"));
 	assert_non_null(strstr(buf, "\"path\": \"memfd\""));
 	assert_non_null(strstr(buf, "\"copied_bytes\": 0"));

@@ -58,9 +58,13 @@ struct zcv_pool {
 };
 
 /*
- * Creates a pool of n sealed memfd buffers (one memfd per buffer, all
- * planes inside it at the layout's offsets). Returns 0 or -EINVAL (n is 0
- * or above ZCV_POOL_MAX_BUFFERS, invalid layout), -ENOMEM, or a memfd error.
+ * Creates a pool of n memfd buffers (one memfd per buffer, all planes
+ * inside it at the layout's offsets). Each is mapped PROT_READ|PROT_WRITE
+ * for the producer, then sealed read-only (zcv_memfd_seal_readonly): that
+ * mapping, which zcv_pool_map() returns, is the only way left to write it,
+ * for the producer and for any consumer its fds are sent to.
+ * Returns 0 or -EINVAL (n is 0 or above ZCV_POOL_MAX_BUFFERS, invalid
+ * layout), -ENOMEM, or a memfd/mmap error.
  */
 ZCV_EXPORT int zcv_pool_create_memfd(const struct zcv_layout *layout, unsigned n,
 				     uint32_t generation, struct zcv_pool **ret_pool);
@@ -87,8 +91,10 @@ ZCV_EXPORT int zcv_pool_set_fds(struct zcv_pool *pool, unsigned idx, unsigned n_
 ZCV_EXPORT void zcv_pool_destroy(struct zcv_pool *pool);
 
 /* Maps every fd of buffer idx once (MAP_SHARED, prot PROT_READ|PROT_WRITE
- * for the producer). Later calls return the existing mapping.
- * Returns 0, -EINVAL or the errno of mmap. */
+ * for the producer). Later calls return the existing mapping, whatever
+ * prot they ask for (a memfd pool's buffers are mapped writable from its
+ * creation). Returns 0, -EINVAL or the errno of mmap (-EPERM for a
+ * writable mapping of a write-sealed memfd). */
 ZCV_EXPORT int zcv_pool_map(struct zcv_pool *pool, unsigned idx, int prot);
 
 /* Pointer to plane p of a mapped buffer, or NULL when unmapped. */

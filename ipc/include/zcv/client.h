@@ -8,13 +8,32 @@
 /*
  * Consumer side of a zcv stream: the public API for custom sinks.
  *
- * Runs on the caller's loop: poll zcv_client_get_fd() for POLLIN and call
- * zcv_client_dispatch() when readable. Callbacks run inside dispatch.
- * Each frame handed to the frame callback is held until the sink calls
- * zcv_client_release() for it (from the callback or later): the producer
- * does not reuse the buffer until then. Hold frames briefly: the producer
- * skips a consumer at its hold limit and evicts one that holds a frame
- * longer than its timeout (default 1 s).
+ * Runs on the caller's loop: poll zcv_client_get_fd() for the events
+ * zcv_client_get_events() asks for (POLLIN, plus POLLOUT while releases
+ * wait for room in the socket) and call zcv_client_dispatch() when any
+ * is ready. Callbacks run inside dispatch. Do not destroy the client from
+ * a callback.
+ *
+ * Frame lifetime: a frame handed to the frame callback is valid until the
+ * sink releases it with zcv_client_release() (from the callback or later)
+ * or until the closed callback runs, whichever comes first; the producer
+ * does not reuse the buffer before. Once the closed callback has run with
+ * an error its pixels may change under the sink (an evicted consumer's
+ * buffers go back to the producer); the mapping and fds stay valid, and
+ * the frame counts as held, until it is released or the client is
+ * destroyed. Dispatch reads ahead: a FRAME the producer sent before
+ * evicting us (a BYE with an error, or any other failure, behind it in the
+ * socket) is never delivered; frames before a clean end of stream are.
+ * Hold frames briefly: the producer skips a consumer at its hold limit and
+ * evicts one that holds a frame longer than its timeout (default 1 s).
+ *
+ * Trust: the client trusts nothing the producer sends. The producer's
+ * identity is checked at connect (SO_PEERCRED, see zcv_client_config);
+ * on the DMA-BUF path only real DMA-BUFs are accepted, on the memfd and
+ * copy paths only memfds sealed against shrinking, growing and writing
+ * (so nobody, this consumer included, can change a frame or make its
+ * mapping fault). Anything else ends the stream with -EPROTO and a reason,
+ * every fd of the message closed, nothing mapped.
  */
 struct zcv_client;
 
@@ -80,45 +99,85 @@ struct zcv_client_constraints {
 				* codecs' macroblock rows); power of two, 0/1 none */
 };
 
+/* Whom the client accepts as its producer (checked with SO_PEERCRED when
+ * it connects, before anything is sent or received). Any other value
+ * counts as ZCV_TRUST_SAME_USER. */
+enum zcv_client_trust {
+	ZCV_TRUST_SAME_USER = 0, /* our effective uid, or root (the default) */
+	ZCV_TRUST_UID = 1,       /* as SAME_USER, or zcv_client_config.producer_uid */
+	ZCV_TRUST_ANYONE = 2,    /* no check: only when the socket's directory already
+				  * restricts who can listen there */
+};
+
 struct zcv_client_config {
 	const char *socket_path; /* NULL: the default path (see zcv_socket_default_path) */
 	const char *name;        /* shown in the producer's stats */
 	uint32_t caps;           /* 0: DMABUF | MEMFD */
 	unsigned max_hold;       /* 0: the producer's default */
 	bool no_map;             /* true: do not mmap (the sink imports fds itself) */
-	bool map_writable;       /* map PROT_READ|PROT_WRITE (tests); default read-only */
-	struct zcv_client_constraints constraints; /* appended; zeroed: none */
+	struct zcv_client_constraints constraints; /* zeroed: none */
+	/* Appended: who may be the producer; zeroed: same user or root. */
+	enum zcv_client_trust producer_trust;
+	uint32_t producer_uid; /* the extra uid of ZCV_TRUST_UID */
 };
 
 /*
- * Connects and sends the handshake; the rest happens in dispatch.
+ * Connects, checks who the producer is (config.producer_trust) and sends
+ * the handshake; the rest happens in dispatch.
  * Returns 0 or: -ENOENT (no socket there: is zcv-capture running?),
- * -ECONNREFUSED (stale socket), -EACCES, -ENAMETOOLONG, -ENOMEM.
+ * -ECONNREFUSED (stale socket), -EACCES (we may not connect, or the
+ * producer refused us; or the producer runs as a user we do not trust:
+ * then, and only then, the closed callback runs once before this returns,
+ * with a reason naming the producer's uid), -ENAMETOOLONG, -ENOMEM.
  */
 ZCV_EXPORT int zcv_client_connect(const struct zcv_client_config *cfg,
 				  const struct zcv_client_callbacks *cbs, void *data,
 				  struct zcv_client **ret_client);
 
-/* Releases nothing on the wire (the producer reclaims on hang-up), unmaps,
- * closes all fds. Accepts NULL. */
+/* Releases nothing on the wire (the producer reclaims on hang-up; queued
+ * releases are dropped), unmaps, closes all fds. Accepts NULL. */
 ZCV_EXPORT void zcv_client_destroy(struct zcv_client *c);
 
-/* The socket fd to poll for POLLIN; owned by the client. */
+/* The socket fd to poll (for zcv_client_get_events()); owned by the client. */
 ZCV_EXPORT int zcv_client_get_fd(struct zcv_client *c);
 
+/* The poll events to wait for on zcv_client_get_fd(): POLLIN, plus POLLOUT
+ * while releases are queued because the socket was full. Ask again after
+ * every dispatch or release; when either is ready call zcv_client_dispatch(),
+ * which sends the queued releases first. */
+ZCV_EXPORT short zcv_client_get_events(struct zcv_client *c);
+
 /*
- * Reads and handles every pending message without blocking.
+ * Sends queued releases, then reads and handles every pending message
+ * without blocking (all that is in the socket, at most 256, before any
+ * frame is delivered: see "Frame lifetime" above).
  * Returns 0 while the stream goes on; 1 once it has ended cleanly (closed
  * callback called with 0); or a negative errno: -EPROTO for a malformed or
- * unexpected message from the producer (all fds it carried are closed),
+ * unexpected message from the producer, or memory that is not what the
+ * path promises (a file or memfd on the DMA-BUF path, a memfd without the
+ * shrink/grow/write seals, a buffer smaller than announced: the reason
+ * says which; every fd the message carried is closed, nothing is mapped),
  * -EPROTONOSUPPORT for no common version, -ECONNRESET when the producer
  * went away, -ETIMEDOUT/-other when the producer evicted us (see reason).
+ * After the end it keeps returning the same value. -EBUSY when called from
+ * one of its own callbacks.
  */
 ZCV_EXPORT int zcv_client_dispatch(struct zcv_client *c);
 
-/* Hands a frame back. Returns 0, -EINVAL for a frame not held, -EPIPE when
- * disconnected, -EAGAIN when the socket is full (retry after dispatch). */
+/*
+ * Hands a frame back. Never fails for a frame the sink holds: returns 0,
+ * or -EINVAL for a frame not held (never delivered, or released already).
+ * The frame's memory is the sink's no longer as soon as this returns.
+ * When the socket is full the RELEASE message is queued (at most one per
+ * frame the producer lent us, so the queue is bounded) and sent by the
+ * next dispatch: zcv_client_get_events() asks for POLLOUT meanwhile. After
+ * the stream ended with an error or the producer went away, nothing is
+ * sent (it reclaimed our frames) and the frame is only freed here.
+ */
 ZCV_EXPORT int zcv_client_release(struct zcv_client *c, const struct zcv_client_frame *frame);
+
+/* Releases queued in the client, waiting for room in the socket. */
+ZCV_EXPORT unsigned zcv_client_queued_releases(struct zcv_client *c);
 
 /* Frames the client saw missing from the sequence (skipped by the producer
  * or lost at capture). */
@@ -130,9 +189,9 @@ ZCV_EXPORT unsigned zcv_client_held(struct zcv_client *c);
 /* The current format, or NULL before the handshake completed. */
 ZCV_EXPORT const struct zcv_client_format *zcv_client_get_format(struct zcv_client *c);
 
-/* Blocks until the fd is readable (or timeout_ms, -1 forever) and
- * dispatches: a convenience for sinks with no loop of their own.
- * Returns as zcv_client_dispatch, or 0 on timeout. */
+/* Blocks until the fd is ready for zcv_client_get_events() (or timeout_ms,
+ * -1 forever) and dispatches: a convenience for sinks with no loop of
+ * their own. Returns as zcv_client_dispatch, or 0 on timeout. */
 ZCV_EXPORT int zcv_client_wait_dispatch(struct zcv_client *c, int timeout_ms);
 
 /* "dmabuf", "memfd", "copy" or "unknown" for a zcv_client_format.path. */
