@@ -7,15 +7,19 @@
  *
  *   zcv-sample-print [SOCKET] [FRAMES]
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zcv/client.h>
+#include <zcv/log.h>
 
 static struct zcv_client *client;
 static unsigned long frames_left; /* 0: run until the stream ends */
+static bool told;                 /* the closed callback said why it failed */
 
 static void on_frame(void *data, const struct zcv_client_frame *f)
 {
@@ -39,11 +43,25 @@ static void on_format(void *data, const struct zcv_client_format *fmt)
 	       zcv_fourcc_str(fmt->layout.fourcc, fourcc), zcv_path_name(fmt->path));
 }
 
+/* The stream is over: say why when it did not end cleanly. The reason may
+ * come from the producer, so it is sanitised before it meets a terminal. */
+static void on_closed(void *data, int error, const char *reason)
+{
+	(void)data;
+	if (!error)
+		return;
+	fprintf(stderr, "print-sink: the stream ended with an error: %s (%s)\n",
+		zcv_log_safe(reason), strerror(error < 0 && error > -4096 ? -error : EPROTO));
+	told = true;
+}
+
 int main(int argc, char **argv)
 {
 	struct zcv_client_config cfg = { .socket_path = argc > 1 ? argv[1] : NULL,
 					 .name = "print-sink" };
-	struct zcv_client_callbacks cbs = { .format = on_format, .frame = on_frame };
+	struct zcv_client_callbacks cbs = { .format = on_format,
+					    .frame = on_frame,
+					    .closed = on_closed };
 	int r;
 
 	frames_left = argc > 2 ? strtoul(argv[2], NULL, 10) : 0;
@@ -53,16 +71,25 @@ int main(int argc, char **argv)
 		fprintf(stderr, "print-sink: cannot connect: %s\n", strerror(-r));
 		return 1;
 	}
-	/* Our whole event loop: one fd. A real sink adds it to its own loop. */
+	/* Our whole event loop: one fd. A real sink adds it to its own loop,
+	 * asking for the events the client wants (POLLOUT while releases wait
+	 * for room in the socket). */
 	for (;;) {
-		struct pollfd pfd = { .fd = zcv_client_get_fd(client), .events = POLLIN };
+		struct pollfd pfd = { .fd = zcv_client_get_fd(client),
+				      .events = zcv_client_get_events(client) };
 
-		if (poll(&pfd, 1, -1) < 0)
+		if (poll(&pfd, 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
 			break;
+		}
 		r = zcv_client_dispatch(client);
 		if (r != 0)
-			break; /* 1: stream ended; < 0: error */
+			break; /* 1: stream ended; < 0: error (the closed callback said why) */
 	}
 	zcv_client_destroy(client);
+	if (r < 0 && !told)
+		fprintf(stderr, "print-sink: the stream failed: %s\n", strerror(-r));
 	return r < 0 ? 1 : 0;
 }

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
@@ -102,20 +101,6 @@ int tool_count_fds(void)
 	return n - 1; /* the directory's own fd */
 }
 
-void tool_json_add(struct tool_json *j, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (j->len >= sizeof(j->buf))
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(j->buf + j->len, sizeof(j->buf) - j->len, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		j->len += (size_t)n;
-}
-
 int tool_connect(const char *tool, const struct zcv_client_config *cfg,
 		 const struct zcv_client_callbacks *cbs, void *data, struct zcv_client **ret_client)
 {
@@ -131,4 +116,38 @@ int tool_connect(const char *tool, const struct zcv_client_config *cfg,
 			cfg->socket_path ? cfg->socket_path : "the default socket", strerror(-r),
 			hint);
 	return r;
+}
+
+void tool_end_closed(struct tool_end *e, int error, const char *reason)
+{
+	if (e->finished)
+		return;
+	e->closed = true;
+	/* the producer's BYE carries the number: keep it a negative errno */
+	e->error = error == 0 ? 0 : error < 0 && error > -4096 ? error : -EPROTO;
+	zcv_log_sanitize(e->reason, sizeof(e->reason), reason && *reason ? reason : "");
+}
+
+void tool_end_dispatch(struct tool_end *e, int r)
+{
+	if (r < 0 && !e->error && !e->finished) {
+		e->error = r > -4096 ? r : -EPROTO;
+		if (!e->closed)
+			snprintf(e->reason, sizeof(e->reason), "the connection failed");
+	}
+}
+
+void tool_end_json(struct zcv_json *j, const struct tool_end *e)
+{
+	zcv_json_kv_int(j, "end_error", e->error);
+	zcv_json_kv_string(j, "end_reason", e->reason);
+}
+
+int tool_end_report(const char *tool, const struct tool_end *e)
+{
+	if (!e->error)
+		return 0;
+	fprintf(stderr, "%s: the stream ended with an error: %s (%s)\n", tool,
+		e->reason[0] ? e->reason : "no reason given", strerror(-e->error));
+	return 1;
 }

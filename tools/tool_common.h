@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <zcv/json.h>
+#include <zcv/log.h>
 
 /* Each parser prints "<tool>: <what> ..." and returns -EINVAL on bad input. */
 int tool_parse_uint(const char *tool, const char *flag, const char *s, uint64_t max, uint64_t *ret);
@@ -30,9 +32,31 @@ int tool_signalfd(void);
 /* Open fds of this process (from /proc/self/fd). */
 int tool_count_fds(void);
 
-/* Appends "\"key\": value" fragments for stats JSON extras. */
-struct tool_json {
-	char buf[8192];
-	size_t len;
+/*
+ * How a consumer tool's stream ended, for its exit status: a clean end of
+ * stream (or the tool's own --frames, or a signal) exits 0; anything else
+ * (evicted for holding a frame too long, a protocol error, a reset, the
+ * producer gone) exits 1 with one line on stderr saying why.
+ */
+struct tool_end {
+	bool closed;      /* the closed callback ran */
+	int error;        /* 0: clean; else a negative errno */
+	char reason[200]; /* what the client or the producer said, sanitised */
+	bool finished;    /* set by the tool at its own --frames: what follows is not
+			   * its stream's failure */
 };
-void tool_json_add(struct tool_json *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* From the client's closed callback. reason may come from the producer:
+ * it is kept sanitised for the terminal. */
+void tool_end_closed(struct tool_end *e, int error, const char *reason);
+
+/* From zcv_client_dispatch()'s result: a negative one that the closed
+ * callback did not report is an error too. */
+void tool_end_dispatch(struct tool_end *e, int r);
+
+/* "end_error" and "end_reason" members for the tool's stats JSON. */
+void tool_end_json(struct zcv_json *j, const struct tool_end *e);
+
+/* Prints "<tool>: the stream ended with an error: <reason> (<errno text>)"
+ * once when the stream failed. Returns the exit status: 0 or 1. */
+int tool_end_report(const char *tool, const struct tool_end *e);

@@ -31,6 +31,7 @@ struct capture {
 	bool started, quiet, admitted;
 	char alloc[320]; /* what the allocation for the consumers at start chose, and why */
 	int fatal;       /* refit left the source unusable */
+	int start_error; /* the source would not start */
 };
 
 static void usage(FILE *f)
@@ -153,11 +154,14 @@ static void on_frame(void *data, struct zcv_buffer *buf, const struct zcv_frame_
 
 static void maybe_start(struct capture *c)
 {
+	int r;
+
 	if (c->started || zcv_server_streaming_count(c->srv) < c->wait_consumers)
 		return;
 	c->started = true;
-	if (zcv_source_start(c->src) < 0)
-		fprintf(stderr, TOOL ": cannot start the source\n");
+	r = zcv_source_start(c->src);
+	if (r < 0)
+		c->start_error = r; /* the main loop ends the stream and says so */
 }
 
 static void on_joined(void *data, const struct zcv_consumer_info *ci)
@@ -166,10 +170,11 @@ static void on_joined(void *data, const struct zcv_consumer_info *ci)
 	static const char *const paths[] = { "?", "dmabuf", "memfd", "copy" };
 
 	if (!c->quiet)
+		/* names are the consumers' words: sanitised for the terminal */
 		fprintf(stderr, TOOL ": consumer %u '%s' (pid %d) joined, path %s%s%s%s\n", ci->id,
-			ci->name, (int)ci->pid,
+			zcv_log_safe(ci->name), (int)ci->pid,
 			paths[ci->path >= 1 && ci->path <= 3 ? ci->path : 0],
-			ci->path_reason[0] ? " (" : "", ci->path_reason,
+			ci->path_reason[0] ? " (" : "", zcv_log_safe(ci->path_reason),
 			ci->path_reason[0] ? ")" : "");
 	maybe_start(c);
 }
@@ -234,30 +239,68 @@ static void on_left(void *data, const struct zcv_consumer_info *ci)
 		fprintf(stderr,
 			TOOL ": consumer %u '%s' left: %s (sent %" PRIu64 ", skipped %" PRIu64
 			     ")\n",
-			ci->id, ci->name, ci->end_reason[0] ? ci->end_reason : "hung up",
+			ci->id, zcv_log_safe(ci->name),
+			ci->end_reason[0] ? zcv_log_safe(ci->end_reason) : "hung up",
 			ci->frames_sent, ci->skipped);
 }
 
-/* Consumer table for the stats JSON, taken while the server still exists. */
-static void consumers_json(struct capture *c, struct tool_json *j)
+/* Consumer table for the stats JSON (every one the server remembers: those
+ * connected and the most recent that left), taken while the server exists. */
+static void consumers_json(struct capture *c, struct zcv_json *j)
 {
 	static const char *const paths[] = { "?", "dmabuf", "memfd", "copy" };
-	struct zcv_consumer_info ci[96];
-	unsigned n = zcv_server_get_consumers(c->srv, ci, 96);
+	struct zcv_consumer_info *ci = NULL;
+	unsigned n = 0, max = 32;
 
-	tool_json_add(j, "\"consumers\": [");
-	for (unsigned i = 0; i < n; i++)
-		tool_json_add(j,
-			      "%s{\"id\": %u, \"name\": \"%s\", \"pid\": %d, \"path\": \"%s\", "
-			      "\"path_reason\": \"%s\", \"max_hold\": %u, "
-			      "\"frames_sent\": %" PRIu64 ", \"skipped\": %" PRIu64
-			      ", \"copied_bytes\": %" PRIu64
-			      ", \"end_error\": %d, \"end_reason\": \"%s\"}",
-			      i ? ", " : "", ci[i].id, ci[i].name, (int)ci[i].pid,
-			      paths[ci[i].path >= 1 && ci[i].path <= 3 ? ci[i].path : 0],
-			      ci[i].path_reason, ci[i].max_hold, ci[i].frames_sent, ci[i].skipped,
-			      ci[i].copied_bytes, ci[i].end_error, ci[i].end_reason);
-	tool_json_add(j, "]");
+	/* the server fills at most max: ask again with more room until it fits */
+	for (;;) {
+		struct zcv_consumer_info *more = realloc(ci, max * sizeof(*ci));
+
+		if (!more) {
+			fprintf(stderr,
+				TOOL ": out of memory listing the consumers for the stats\n");
+			n = 0;
+			break;
+		}
+		ci = more;
+		n = zcv_server_get_consumers(c->srv, ci, max);
+		if (n < max)
+			break;
+		max *= 2;
+	}
+	zcv_json_key(j, "consumers");
+	zcv_json_begin_array(j);
+	for (unsigned i = 0; i < n; i++) {
+		zcv_json_begin_object(j);
+		zcv_json_kv_uint(j, "id", ci[i].id);
+		zcv_json_kv_string(j, "name", ci[i].name);
+		zcv_json_kv_int(j, "pid", ci[i].pid);
+		zcv_json_kv_string(j, "path",
+				   paths[ci[i].path >= 1 && ci[i].path <= 3 ? ci[i].path : 0]);
+		zcv_json_kv_string(j, "path_reason", ci[i].path_reason);
+		/* the hold it asked for and what the budget granted */
+		zcv_json_kv_uint(j, "asked_hold", ci[i].asked_hold);
+		zcv_json_kv_uint(j, "max_hold", ci[i].max_hold);
+		zcv_json_kv_uint(j, "held", ci[i].held);
+		zcv_json_kv_uint(j, "frames_sent", ci[i].frames_sent);
+		zcv_json_kv_uint(j, "skipped", ci[i].skipped);
+		zcv_json_kv_uint(j, "copied_bytes", ci[i].copied_bytes);
+		zcv_json_kv_int(j, "end_error", ci[i].end_error);
+		zcv_json_kv_string(j, "end_reason", ci[i].end_reason);
+		zcv_json_end_object(j);
+	}
+	zcv_json_end_array(j);
+	free(ci);
+	{
+		unsigned total = 0, granted = 0;
+
+		zcv_server_get_budget(c->srv, &total, &granted);
+		zcv_json_key(j, "budget");
+		zcv_json_begin_object(j);
+		zcv_json_kv_uint(j, "total", total);
+		zcv_json_kv_uint(j, "granted", granted);
+		zcv_json_end_object(j);
+	}
 }
 
 int main(int argc, char **argv)
@@ -300,7 +343,7 @@ int main(int argc, char **argv)
 	struct zcv_server_config scfg = { 0 };
 	struct capture c = { .checksum_every = 1 };
 	const char *source = "pattern", *stats_path = NULL;
-	struct tool_json j = { .len = 0 };
+	struct zcv_json j;
 	uint64_t v, end_deadline = 0;
 	int opt, r, sfd = -1, fds_start = tool_count_fds(), ret = 1;
 	bool ending = false;
@@ -458,6 +501,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	zcv_stats_init(&c.stats);
+	/* the tool's own members of the stats JSON, filled in as the run goes */
+	zcv_json_init(&j, ZCV_JSON_PRETTY);
+	zcv_json_begin_object(&j);
+	zcv_json_kv_string(&j, "tool", TOOL);
 
 	if (!strcmp(source, "pattern")) {
 		scfg.fps_num = pcfg.fps_num;
@@ -534,6 +581,13 @@ int main(int argc, char **argv)
 			{ .fd = sfd, .events = POLLIN },
 		};
 
+		/* set by maybe_start(), here or from a consumer joining */
+		if (c.start_error) {
+			fprintf(stderr, TOOL ": cannot start the source %s: %s\n", source,
+				strerror(-c.start_error));
+			zcv_server_end(c.srv, c.start_error, "the source could not start");
+			goto out;
+		}
 		/* after the last frame: wait until every buffer is back and every
 		 * consumer has hung up, bounded by the hold timeout */
 		if (ending && ((zcv_pool_count(zcv_source_get_pool(c.src), ZCV_BUFFER_LENT) == 0 &&
@@ -603,23 +657,23 @@ out:
 
 		/* identity of the memory objects lent out: consumers can show they
 		 * hold these very objects (same inode), not copies */
-		tool_json_add(&j, ", \"buffer_inodes\": [");
+		zcv_json_key(&j, "buffer_inodes");
+		zcv_json_begin_array(&j);
 		for (unsigned i = 0; i < pool->n_buffers; i++)
 			for (unsigned f = 0; f < pool->buffers[i].n_fds; f++) {
 				struct stat st = { 0 };
 
 				fstat(pool->buffers[i].fds[f], &st);
-				tool_json_add(&j, "%s%llu", i || f ? ", " : "",
-					      (unsigned long long)st.st_ino);
+				zcv_json_uint(&j, st.st_ino);
 			}
-		tool_json_add(&j, "]");
+		zcv_json_end_array(&j);
 		c.stats.path = zcv_source_path(c.src);
 		/* the contract's dropped, for a producer: frames lost at the source */
 		c.stats.dropped = zcv_source_dropped(c.src);
-		tool_json_add(&j, ", \"source_dropped\": %" PRIu64, zcv_source_dropped(c.src));
+		zcv_json_kv_uint(&j, "source_dropped", zcv_source_dropped(c.src));
 		/* times the driver was left without a buffer to capture into */
-		tool_json_add(&j, ", \"source_starved\": %" PRIu64, zcv_source_starved(c.src));
-		tool_json_add(&j, ", \"allocation\": \"%s\"", c.alloc);
+		zcv_json_kv_uint(&j, "source_starved", zcv_source_starved(c.src));
+		zcv_json_kv_string(&j, "allocation", c.alloc);
 	}
 	zcv_server_destroy(c.srv);
 	zcv_source_destroy(c.src);
@@ -631,15 +685,17 @@ out:
 		fclose(c.dump);
 	if (stats_path) {
 		/* every fd the run opened is closed by now: start and end must match */
-		tool_json_add(&j,
-			      ", \"tool\": \"" TOOL "\", \"fds_at_start\": %d, \"fds_at_end\": %d",
-			      fds_start, tool_count_fds());
-		r = zcv_stats_write_json_file(&c.stats, stats_path,
-					      j.buf[0] == ',' ? j.buf + 2 : j.buf);
-		if (r < 0)
+		zcv_json_kv_int(&j, "fds_at_start", fds_start);
+		zcv_json_kv_int(&j, "fds_at_end", tool_count_fds());
+		zcv_json_end_object(&j);
+		r = zcv_stats_write_json_file(&c.stats, stats_path, &j);
+		if (r < 0) {
 			fprintf(stderr, TOOL ": cannot write stats to %s: %s\n", stats_path,
 				strerror(-r));
+			ret = 1;
+		}
 	}
+	zcv_json_finish(&j);
 	zcv_stats_finish(&c.stats);
 	return ret;
 }

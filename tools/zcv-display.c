@@ -20,7 +20,8 @@ struct viewer {
 	struct zcv_stats stats;
 	uint64_t max_frames;
 	int client_path;
-	int error;
+	int error; /* a failure of our own, already reported */
+	struct tool_end end;
 	bool done, quiet;
 	char last_reason[256];
 };
@@ -112,18 +113,14 @@ static void on_frame(void *data, const struct zcv_client_frame *f)
 		return;
 	}
 	if (v->max_frames && v->stats.frames >= v->max_frames)
-		v->done = true;
+		v->done = v->end.finished = true;
 }
 
 static void on_closed(void *data, int error, const char *reason)
 {
 	struct viewer *v = data;
 
-	if (error) {
-		fprintf(stderr, TOOL ": the producer closed the stream: %s (%s)\n", reason,
-			strerror(-error));
-		v->error = error;
-	}
+	tool_end_closed(&v->end, error, reason);
 	v->done = true;
 }
 
@@ -174,20 +171,6 @@ static int parse_mode(const char *s, struct zcv_display_config *cfg)
 	cfg->height = h;
 	cfg->refresh = r;
 	return 0;
-}
-
-static void json_str(struct tool_json *j, const char *key, const char *val)
-{
-	char buf[600];
-	size_t n = 0;
-
-	for (const char *p = val; *p && n + 3 < sizeof(buf); p++) {
-		if (*p == '"' || *p == '\\')
-			buf[n++] = '\\';
-		buf[n++] = (unsigned char)*p < 0x20 ? ' ' : *p;
-	}
-	buf[n] = 0;
-	tool_json_add(j, ", \"%s\": \"%s\"", key, buf);
 }
 
 /* Raw planes of the frame on screen, and its checksum (as the producer's
@@ -253,7 +236,7 @@ int main(int argc, char **argv)
 	struct zcv_display_image img = { 0 };
 	struct zcv_display_stats ds = { 0 };
 	struct zcv_display_info di = { 0 };
-	struct tool_json j = { .len = 0 };
+	struct zcv_json j;
 	const char *stats_path = NULL, *snap_path = NULL, *raw_path = NULL;
 	char err[1024] = "";
 	uint64_t u, shown_sum = 0;
@@ -327,6 +310,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	zcv_stats_init(&v.stats);
+	/* the tool's own members, filled in as the run goes */
+	zcv_json_init(&j, ZCV_JSON_PRETTY);
+	zcv_json_begin_object(&j);
 
 	e = zcv_display_create(&dcfg, &dcbs, &v, &v.disp, err, sizeof(err));
 	if (e < 0) {
@@ -362,14 +348,19 @@ int main(int argc, char **argv)
 		goto done;
 	sfd = tool_signalfd();
 	while (!v.done) {
-		struct pollfd pfd[3] = { { .fd = zcv_client_get_fd(v.client), .events = POLLIN },
+		/* POLLOUT too while releases wait for room in the socket */
+		struct pollfd pfd[3] = { { .fd = zcv_client_get_fd(v.client),
+					   .events = zcv_client_get_events(v.client) },
 					 { .fd = zcv_display_get_fd(v.disp), .events = POLLIN },
 					 { .fd = sfd, .events = POLLIN } };
 
-		if (poll(pfd, 3, -1) < 0 && errno != EINTR)
+		if (poll(pfd, 3, -1) < 0 && errno != EINTR) {
+			fprintf(stderr, TOOL ": poll: %s\n", strerror(errno));
+			v.error = -errno;
 			break;
+		}
 		if (pfd[2].revents)
-			break;
+			break; /* SIGINT/SIGTERM: stop as asked, exit 0 */
 		if (pfd[1].revents) {
 			e = zcv_display_dispatch(v.disp);
 			if (e < 0) {
@@ -380,15 +371,13 @@ int main(int argc, char **argv)
 		}
 		if (pfd[0].revents) {
 			e = zcv_client_dispatch(v.client);
-			if (e < 0 && !v.done) {
-				fprintf(stderr, TOOL ": stream failed: %s\n", strerror(-e));
-				v.error = e;
-			}
+			tool_end_dispatch(&v.end, e);
 			if (e != 0)
 				break;
 		}
 	}
-	ret = v.error ? 1 : 0;
+	/* our own failures were reported where they happened */
+	ret = v.error ? 1 : tool_end_report(TOOL, &v.end);
 	v.stats.dropped = zcv_client_dropped(v.client);
 
 	/* the last frame stays on screen: look at it before letting it go */
@@ -431,6 +420,7 @@ int main(int argc, char **argv)
 		double rate = span > 0 ? (double)(ds.flips - 1) / span : 0;
 		const char *dpath =
 			di.copy || v.client_path == 3 ? "copy" : zcv_path_name(v.client_path);
+		char mode[48];
 
 		v.stats.path = v.client_path ? dpath : NULL;
 		v.stats.copied_bytes = zcv_copied_bytes_get();
@@ -443,42 +433,51 @@ int main(int argc, char **argv)
 				di.copy ? "copy" : "zero-copy", v.stats.copied_bytes,
 				(double)zcv_latency_percentile(&v.stats.latency, 0.5) / 1e6,
 				(double)zcv_latency_percentile(&v.stats.latency, 0.99) / 1e6);
-		tool_json_add(&j,
-			      "\"tool\": \"" TOOL "\", \"flips\": %" PRIu64
-			      ", \"flip_rate\": %.2f, \"skipped\": %" PRIu64
-			      ", \"imports\": %" PRIu64
-			      ", \"held_max\": %u, \"display_copied_bytes\": %" PRIu64,
-			      ds.flips, rate, ds.skipped, ds.imports, ds.held_max, ds.copied_bytes);
-		json_str(&j, "display_path", di.copy ? "copy" : "zero-copy");
-		json_str(&j, "fallback_reason", di.fallback_reason);
-		json_str(&j, "stream_path", v.client_path ? zcv_path_name(v.client_path) : "");
-		json_str(&j, "device", di.device);
-		json_str(&j, "driver", di.driver);
-		json_str(&j, "connector", di.connector);
-		tool_json_add(&j, ", \"mode\": \"%ux%u@%u\"", di.mode_width, di.mode_height,
-			      di.mode_refresh);
-		json_str(&j, "modeset", di.atomic ? "atomic" : "legacy");
-		json_str(&j, "placement", di.placement);
+		zcv_json_kv_string(&j, "tool", TOOL);
+		zcv_json_kv_uint(&j, "flips", ds.flips);
+		zcv_json_kv_fixed(&j, "flip_rate", rate, 2);
+		zcv_json_kv_uint(&j, "skipped", ds.skipped);
+		zcv_json_kv_uint(&j, "imports", ds.imports);
+		zcv_json_kv_uint(&j, "held_max", ds.held_max);
+		zcv_json_kv_uint(&j, "display_copied_bytes", ds.copied_bytes);
+		zcv_json_kv_string(&j, "display_path", di.copy ? "copy" : "zero-copy");
+		zcv_json_kv_string(&j, "fallback_reason", di.fallback_reason);
+		zcv_json_kv_string(&j, "stream_path",
+				   v.client_path ? zcv_path_name(v.client_path) : "");
+		zcv_json_kv_string(&j, "device", di.device);
+		zcv_json_kv_string(&j, "driver", di.driver);
+		zcv_json_kv_string(&j, "connector", di.connector);
+		snprintf(mode, sizeof(mode), "%ux%u@%u", di.mode_width, di.mode_height,
+			 di.mode_refresh);
+		zcv_json_kv_string(&j, "mode", mode);
+		zcv_json_kv_string(&j, "modeset", di.atomic ? "atomic" : "legacy");
+		zcv_json_kv_string(&j, "placement", di.placement);
 		if (img.pixels) {
-			json_str(&j, "snapshot", snap_path);
-			json_str(&j, "snapshot_source", img.source);
-			tool_json_add(
-				&j,
-				", \"snapshot_size\": \"%ux%u\", \"snapshot_sequence\": %" PRIu64,
-				img.width, img.height, img.sequence);
+			snprintf(mode, sizeof(mode), "%ux%u", img.width, img.height);
+			zcv_json_kv_string(&j, "snapshot", snap_path);
+			zcv_json_kv_string(&j, "snapshot_source", img.source);
+			zcv_json_kv_string(&j, "snapshot_size", mode);
+			zcv_json_kv_uint(&j, "snapshot_sequence", img.sequence);
 		}
-		if (have_sum)
-			tool_json_add(&j, ", \"shown_checksum\": \"%016" PRIx64 "\"", shown_sum);
+		if (have_sum) {
+			snprintf(mode, sizeof(mode), "%016" PRIx64, shown_sum);
+			zcv_json_kv_string(&j, "shown_checksum", mode);
+		}
 	}
 	free(img.pixels);
 done:
 	zcv_display_destroy(v.disp);
 	if (stats_path) {
-		e = zcv_stats_write_json_file(&v.stats, stats_path, j.len ? j.buf : NULL);
-		if (e < 0)
+		tool_end_json(&j, &v.end);
+		zcv_json_end_object(&j);
+		e = zcv_stats_write_json_file(&v.stats, stats_path, &j);
+		if (e < 0) {
 			fprintf(stderr, TOOL ": cannot write stats to %s: %s\n", stats_path,
 				strerror(-e));
+			ret = 1;
+		}
 	}
+	zcv_json_finish(&j);
 	zcv_client_destroy(v.client);
 	if (sfd >= 0)
 		close(sfd);

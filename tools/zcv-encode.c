@@ -38,6 +38,7 @@ struct encode {
 	int path;
 	bool started, draining, drained, closed, failed;
 	int error;
+	struct tool_end end; /* how the stream ended (reported at exit) */
 	struct held held[MAX_HELD];
 };
 
@@ -76,13 +77,11 @@ static void release_done(struct encode *e)
 {
 	for (unsigned i = 0; i < MAX_HELD; i++) {
 		struct held *h = &e->held[i];
-		int r;
 
 		if (!h->used || !h->done)
 			continue;
-		r = zcv_client_release(e->client, &h->frame);
-		if (r == -EAGAIN)
-			return; /* socket full: retried after the next dispatch */
+		/* the client queues what the socket cannot take now */
+		zcv_client_release(e->client, &h->frame);
 		h->used = h->done = false;
 	}
 }
@@ -230,6 +229,7 @@ static void on_frame(void *data, const struct zcv_client_frame *f)
 	if (e->path == 3)
 		e->copy_frame_bytes += e->layout.size; /* the producer copied it for us */
 	if (e->max_frames && e->frames_in >= e->max_frames) {
+		e->end.finished = true;
 		e->draining = true;
 		zcv_encoder_drain(e->enc);
 	}
@@ -240,11 +240,9 @@ static void on_closed(void *data, int error, const char *reason)
 	struct encode *e = data;
 
 	e->closed = true;
-	if (error) {
-		fprintf(stderr, TOOL ": the producer closed the stream: %s (%s)\n", reason,
-			strerror(-error));
-		fail_now(e, error);
-	}
+	tool_end_closed(&e->end, error, reason);
+	if (e->end.error)
+		fail_now(e, e->end.error);
 }
 
 static int list_encoders(void)
@@ -425,7 +423,9 @@ int main(int argc, char **argv)
 	for (;;) {
 		bool enc_poll = e.started && zcv_encoder_streaming(e.enc) && !e.drained;
 		struct pollfd pfd[3] = {
-			{ .fd = e.closed ? -1 : zcv_client_get_fd(e.client), .events = POLLIN },
+			/* POLLOUT too while releases wait for room in the socket */
+			{ .fd = e.closed ? -1 : zcv_client_get_fd(e.client),
+			  .events = e.closed ? 0 : zcv_client_get_events(e.client) },
 			{ .fd = enc_poll ? zcv_encoder_get_fd(e.enc) : -1,
 			  .events = POLLIN | POLLOUT | POLLPRI },
 			{ .fd = sfd, .events = POLLIN },
@@ -470,22 +470,25 @@ int main(int argc, char **argv)
 		}
 		if (pfd[0].revents) {
 			r = zcv_client_dispatch(e.client);
-			if (r < 0 && !e.failed) {
-				fprintf(stderr, TOOL ": stream failed: %s\n", strerror(-r));
-				fail_now(&e, r);
-			}
+			tool_end_dispatch(&e.end, r);
+			if (e.end.error)
+				fail_now(&e, e.end.error);
 			if (r != 0)
 				e.closed = true;
 		}
 		release_done(&e);
 	}
-	ret = e.failed ? 1 : 0;
+	/* the stream's failure is told here; the encoder's where it happened */
+	if (tool_end_report(TOOL, &e.end))
+		ret = 1;
+	else
+		ret = e.failed ? 1 : 0;
 	e.stats.dropped = zcv_client_dropped(e.client);
 out:
 	if (e.frame_log)
 		fclose(e.frame_log);
 	if (stats_path) {
-		struct tool_json j = { .len = 0 };
+		struct zcv_json j;
 		double secs = e.stats.end_ns > e.first_in_ns && e.first_in_ns ?
 				      (double)(e.stats.end_ns - e.first_in_ns) / 1e9 :
 				      0;
@@ -496,18 +499,24 @@ out:
 		e.stats.frames = e.frames_out;
 		e.stats.copied_bytes = zcv_copied_bytes_get() + e.copy_frame_bytes;
 		e.stats.path = e.path ? zcv_path_name(e.path) : NULL;
-		tool_json_add(&j,
-			      "\"tool\": \"" TOOL "\", \"frames_in\": %" PRIu64
-			      ", \"frames_out\": %" PRIu64 ", \"bytes_out\": %" PRIu64
-			      ", \"keyframes\": %" PRIu64 ", \"not_encoded\": %" PRIu64
-			      ", \"encoder_fps\": %.2f"
-			      ", \"device\": \"%s\", \"codec\": \"%s\", \"stride_align\": %u, "
-			      "\"height_align\": %u",
-			      e.frames_in, e.frames_out, e.bytes_out, e.keyframes, e.not_encoded,
-			      secs > 0 ? (double)e.frames_out / secs : 0.0,
-			      e.enc ? zcv_encoder_device(e.enc) : "", a, needs.stride_align,
-			      needs.height_align);
-		r = zcv_stats_write_json_file(&e.stats, stats_path, j.buf);
+		zcv_json_init(&j, ZCV_JSON_PRETTY);
+		zcv_json_begin_object(&j);
+		zcv_json_kv_string(&j, "tool", TOOL);
+		zcv_json_kv_uint(&j, "frames_in", e.frames_in);
+		zcv_json_kv_uint(&j, "frames_out", e.frames_out);
+		zcv_json_kv_uint(&j, "bytes_out", e.bytes_out);
+		zcv_json_kv_uint(&j, "keyframes", e.keyframes);
+		zcv_json_kv_uint(&j, "not_encoded", e.not_encoded);
+		zcv_json_kv_fixed(&j, "encoder_fps", secs > 0 ? (double)e.frames_out / secs : 0.0,
+				  2);
+		zcv_json_kv_string(&j, "device", e.enc ? zcv_encoder_device(e.enc) : "");
+		zcv_json_kv_string(&j, "codec", a);
+		zcv_json_kv_uint(&j, "stride_align", needs.stride_align);
+		zcv_json_kv_uint(&j, "height_align", needs.height_align);
+		tool_end_json(&j, &e.end);
+		zcv_json_end_object(&j);
+		r = zcv_stats_write_json_file(&e.stats, stats_path, &j);
+		zcv_json_finish(&j);
 		if (r < 0)
 			fprintf(stderr, TOOL ": cannot write stats to %s: %s\n", stats_path,
 				strerror(-r));

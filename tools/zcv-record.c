@@ -18,7 +18,8 @@ struct recorder {
 	struct zcv_record *rec;
 	struct zcv_stats stats;
 	uint64_t max_frames;
-	int error;
+	int error; /* a failure of our own, already reported */
+	struct tool_end end;
 	bool done;
 	int path;
 	uint64_t frame_bytes;
@@ -64,16 +65,14 @@ static void on_frame(void *data, const struct zcv_client_frame *f)
 	if (r->path == 3)
 		r->stats.copied_bytes += r->frame_bytes;
 	if (r->max_frames && r->stats.frames >= r->max_frames)
-		r->done = true;
+		r->done = r->end.finished = true;
 }
 
 static void on_closed(void *data, int error, const char *reason)
 {
 	struct recorder *r = data;
 
-	if (error)
-		fprintf(stderr, TOOL ": the producer closed the stream: %s (%s)\n", reason,
-			strerror(-error));
+	tool_end_closed(&r->end, error, reason);
 	r->done = true;
 }
 
@@ -176,41 +175,50 @@ int main(int argc, char **argv)
 		goto done;
 	sfd = tool_signalfd();
 	while (!r.done) {
-		struct pollfd pfd[2] = { { .fd = zcv_client_get_fd(r.client), .events = POLLIN },
+		/* POLLOUT too while releases wait for room in the socket */
+		struct pollfd pfd[2] = { { .fd = zcv_client_get_fd(r.client),
+					   .events = zcv_client_get_events(r.client) },
 					 { .fd = sfd, .events = POLLIN } };
 
-		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
+			fprintf(stderr, TOOL ": poll: %s\n", strerror(errno));
+			r.error = -errno;
 			break;
+		}
 		if (pfd[1].revents)
-			break;
+			break; /* SIGINT/SIGTERM: stop as asked, exit 0 */
 		if (pfd[0].revents) {
 			e = zcv_client_dispatch(r.client);
-			if (e < 0 && !r.done) {
-				fprintf(stderr, TOOL ": stream failed: %s\n", strerror(-e));
-				r.error = e;
-			}
+			tool_end_dispatch(&r.end, e);
 			if (e != 0)
 				break;
 		}
 	}
 	close(sfd);
-	ret = r.error ? 1 : 0;
+	/* our own failures were reported where they happened */
+	ret = r.error ? 1 : tool_end_report(TOOL, &r.end);
 	r.stats.dropped = zcv_client_dropped(r.client);
 done:
 	if (r.path)
 		r.stats.path = zcv_path_name(r.path);
 	if (stats_path) {
-		struct tool_json j = { .len = 0 };
+		struct zcv_json j;
 
-		tool_json_add(&j,
-			      "\"tool\": \"" TOOL "\", \"converted_bytes\": %" PRIu64
-			      ", \"written_bytes\": %" PRIu64,
-			      r.rec ? zcv_record_converted_bytes(r.rec) : 0,
-			      r.rec ? zcv_record_bytes(r.rec) : 0);
-		e = zcv_stats_write_json_file(&r.stats, stats_path, j.buf);
-		if (e < 0)
+		zcv_json_init(&j, ZCV_JSON_PRETTY);
+		zcv_json_begin_object(&j);
+		zcv_json_kv_string(&j, "tool", TOOL);
+		zcv_json_kv_uint(&j, "converted_bytes",
+				 r.rec ? zcv_record_converted_bytes(r.rec) : 0);
+		zcv_json_kv_uint(&j, "written_bytes", r.rec ? zcv_record_bytes(r.rec) : 0);
+		tool_end_json(&j, &r.end);
+		zcv_json_end_object(&j);
+		e = zcv_stats_write_json_file(&r.stats, stats_path, &j);
+		zcv_json_finish(&j);
+		if (e < 0) {
 			fprintf(stderr, TOOL ": cannot write stats to %s: %s\n", stats_path,
 				strerror(-e));
+			ret = 1;
+		}
 	}
 	zcv_client_destroy(r.client);
 	if (zcv_record_destroy(r.rec) < 0)

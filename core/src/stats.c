@@ -83,38 +83,50 @@ double zcv_stats_fps(const struct zcv_stats *s)
 	return (double)(s->frames - 1) * 1e9 / (double)(s->end_ns - s->start_ns);
 }
 
-int zcv_stats_write_json(struct zcv_stats *s, FILE *f, const char *extra)
+void zcv_stats_add_json(struct zcv_stats *s, struct zcv_json *j)
 {
-	uint64_t p50 = zcv_latency_percentile(&s->latency, 0.50);
-	uint64_t p99 = zcv_latency_percentile(&s->latency, 0.99);
-
-	fprintf(f,
-		"{\"frames\": %llu, \"dropped\": %llu, \"fps\": %.3f, \"path\": \"%s\", "
-		"\"copied_bytes\": %llu, \"latency_us\": {\"p50\": %.1f, \"p99\": %.1f, "
-		"\"max\": %.1f}%s%s}\n",
-		(unsigned long long)s->frames, (unsigned long long)s->dropped, zcv_stats_fps(s),
-		s->path, (unsigned long long)s->copied_bytes, (double)p50 / 1e3, (double)p99 / 1e3,
-		(double)s->latency.max_ns / 1e3, extra && *extra ? ", " : "", extra ? extra : "");
-	return ferror(f) ? -EIO : 0;
+	zcv_json_kv_uint(j, "frames", s->frames);
+	zcv_json_kv_uint(j, "dropped", s->dropped);
+	zcv_json_kv_fixed(j, "fps", zcv_stats_fps(s), 3);
+	zcv_json_kv_string(j, "path", s->path ? s->path : "none");
+	zcv_json_kv_uint(j, "copied_bytes", s->copied_bytes);
+	zcv_json_key(j, "latency_us");
+	zcv_json_begin_object(j);
+	zcv_json_kv_fixed(j, "p50", (double)zcv_latency_percentile(&s->latency, 0.50) / 1e3, 1);
+	zcv_json_kv_fixed(j, "p99", (double)zcv_latency_percentile(&s->latency, 0.99) / 1e3, 1);
+	zcv_json_kv_fixed(j, "max", (double)s->latency.max_ns / 1e3, 1);
+	zcv_json_end_object(j);
 }
 
-int zcv_stats_write_json_file(struct zcv_stats *s, const char *path, const char *extra)
+/* The whole stats object, laid out as extra is (one line without one). */
+static void build(struct zcv_stats *s, const struct zcv_json *extra, struct zcv_json *j)
 {
-	char tmp[4096];
-	FILE *f;
+	zcv_json_init(j, extra ? extra->flags : 0);
+	zcv_json_begin_object(j);
+	zcv_stats_add_json(s, j);
+	if (extra)
+		zcv_json_merge_object(j, extra);
+	zcv_json_end_object(j);
+}
+
+int zcv_stats_write_json(struct zcv_stats *s, FILE *f, const struct zcv_json *extra)
+{
+	struct zcv_json j;
 	int r;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	f = fopen(tmp, "we");
-	if (!f)
-		return -errno;
-	r = zcv_stats_write_json(s, f, extra);
-	if (fclose(f) != 0 && r == 0)
-		r = -EIO;
-	if (r == 0 && rename(tmp, path) < 0)
-		r = -errno;
-	if (r < 0)
-		unlink(tmp);
+	build(s, extra, &j);
+	r = zcv_json_write(&j, f);
+	zcv_json_finish(&j);
+	return r;
+}
+
+int zcv_stats_write_json_file(struct zcv_stats *s, const char *path, const struct zcv_json *extra)
+{
+	struct zcv_json j;
+	int r;
+
+	build(s, extra, &j);
+	r = zcv_json_write_file(&j, path);
+	zcv_json_finish(&j);
 	return r;
 }

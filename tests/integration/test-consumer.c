@@ -26,14 +26,15 @@ struct tc {
 	unsigned n_held;
 	uint64_t max_frames, hold_ns, mismatches, last_seq, out_of_order, error_frames;
 	FILE *checksums;
-	struct tool_json fds; /* identities of the buffers we were lent */
+	/* identities of the buffers we were lent */
 	unsigned n_fds_seen;
 	unsigned long long seen_ino[4 * 32];
+	char seen_exporter[4 * 32][64];
 	bool verify, hold_forever, done, have_seq;
 	enum zcv_pattern pattern;
 	uint8_t *scratch;
 	int path, close_error;
-	char close_reason[80];
+	char close_reason[128];
 };
 
 static void release_due(struct tc *t, uint64_t now)
@@ -68,9 +69,8 @@ static void note_fd(struct tc *t, int fd)
 				break;
 		fclose(fi);
 	}
-	tool_json_add(&t->fds, "%s{\"ino\": %llu, \"exporter\": \"%s\"}",
-		      t->n_fds_seen > 1 ? ", " : "", (unsigned long long)st.st_ino,
-		      exp[0] ? exp : "memfd");
+	snprintf(t->seen_exporter[t->n_fds_seen - 1], sizeof(t->seen_exporter[0]), "%s",
+		 exp[0] ? exp : "memfd");
 }
 
 static void on_format(void *data, const struct zcv_client_format *fmt)
@@ -149,9 +149,10 @@ int main(int argc, char **argv)
 					    .closed = on_closed };
 	struct tc t = { 0 };
 	const char *stats_path = NULL;
-	struct tool_json j = { .len = 0 };
+	struct zcv_json j;
 	uint64_t v;
 	int opt, r = 0;
+	bool stats_failed = false;
 
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
@@ -202,9 +203,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	while (!t.done) {
-		struct pollfd pfd = { .fd = zcv_client_get_fd(t.client), .events = POLLIN };
+		/* POLLOUT too while releases wait for room in the socket */
+		struct pollfd pfd = { .fd = zcv_client_get_fd(t.client),
+				      .events = zcv_client_get_events(t.client) };
 
-		if (poll(&pfd, 1, t.n_held && !t.hold_forever ? 1 : 100) < 0)
+		if (poll(&pfd, 1, t.n_held && !t.hold_forever ? 1 : 100) < 0 && errno != EINTR)
 			break;
 		release_due(&t, zcv_now_ns());
 		if (pfd.revents) {
@@ -215,21 +218,38 @@ int main(int argc, char **argv)
 	}
 	t.stats.dropped = zcv_client_dropped(t.client);
 	t.stats.path = t.path ? zcv_path_name(t.path) : "none";
-	tool_json_add(&j,
-		      "\"tool\": \"" TOOL "\", \"mismatches\": %" PRIu64
-		      ", \"out_of_order\": %" PRIu64 ", \"last_seq\": %" PRIu64
-		      ", \"close_error\": %d, \"close_reason\": \"%s\", \"dispatch\": %d"
-		      ", \"error_frames\": %" PRIu64 ", \"buffers\": [%s]",
-		      t.mismatches, t.out_of_order, t.last_seq, t.close_error, t.close_reason, r,
-		      t.error_frames, t.fds.buf);
-	if (stats_path)
-		zcv_stats_write_json_file(&t.stats, stats_path, j.buf);
+	zcv_json_init(&j, ZCV_JSON_PRETTY);
+	zcv_json_begin_object(&j);
+	zcv_json_kv_string(&j, "tool", TOOL);
+	zcv_json_kv_uint(&j, "mismatches", t.mismatches);
+	zcv_json_kv_uint(&j, "out_of_order", t.out_of_order);
+	zcv_json_kv_uint(&j, "last_seq", t.last_seq);
+	zcv_json_kv_int(&j, "close_error", t.close_error);
+	zcv_json_kv_string(&j, "close_reason", t.close_reason);
+	zcv_json_kv_int(&j, "dispatch", r);
+	zcv_json_kv_uint(&j, "error_frames", t.error_frames);
+	zcv_json_key(&j, "buffers");
+	zcv_json_begin_array(&j);
+	for (unsigned i = 0; i < t.n_fds_seen; i++) {
+		zcv_json_begin_object(&j);
+		zcv_json_kv_uint(&j, "ino", t.seen_ino[i]);
+		zcv_json_kv_string(&j, "exporter", t.seen_exporter[i]);
+		zcv_json_end_object(&j);
+	}
+	zcv_json_end_array(&j);
+	zcv_json_end_object(&j);
+	if (stats_path && zcv_stats_write_json_file(&t.stats, stats_path, &j) < 0) {
+		fprintf(stderr, TOOL ": cannot write %s\n", stats_path);
+		stats_failed = true;
+	}
+	zcv_json_finish(&j);
 	zcv_client_destroy(t.client);
 	if (t.checksums)
 		fclose(t.checksums);
 	zcv_stats_finish(&t.stats);
 	free(t.scratch);
 	if (r < 0)
-		fprintf(stderr, TOOL ": %s (%s)\n", strerror(-r), t.close_reason);
-	return r < 0 ? 1 : 0;
+		fprintf(stderr, TOOL ": the stream ended with an error: %s (%s)\n",
+			zcv_log_safe(t.close_reason), strerror(r > -4096 ? -r : EPROTO));
+	return r < 0 || stats_failed ? 1 : 0;
 }

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <zcv/common.h>
+#include <zcv/json.h>
 
 /*
  * Latency samples and the stats JSON of DESIGN.md's contract. Samples are
@@ -38,13 +39,22 @@ ZCV_EXPORT void zcv_stats_finish(struct zcv_stats *s);
 /* Frames per second between the first and last frame; 0 with < 2 frames. */
 ZCV_EXPORT double zcv_stats_fps(const struct zcv_stats *s);
 
-/*
- * Writes the stats object to f: frames, dropped, fps, path, copied_bytes,
- * latency_us {p50, p99, max}, then `extra` verbatim when not NULL (a
- * fragment of further members, e.g. "\"name\": \"x\", \"n\": 3" — no leading
- * comma). Returns 0 or -EIO.
- */
-ZCV_EXPORT int zcv_stats_write_json(struct zcv_stats *s, FILE *f, const char *extra);
+/* Adds the contract's members (frames, dropped, fps, path, copied_bytes,
+ * latency_us {p50, p99, max}) to the object open in j. Sorts the latency
+ * samples. */
+ZCV_EXPORT void zcv_stats_add_json(struct zcv_stats *s, struct zcv_json *j);
 
-/* Same, to a file created at path (replaced atomically via a temp file). */
-ZCV_EXPORT int zcv_stats_write_json_file(struct zcv_stats *s, const char *path, const char *extra);
+/*
+ * Writes the stats object to f: the contract's members, then the members
+ * of extra when not NULL (a complete object built with zcv_json, e.g. the
+ * tool's own figures; laid out as extra is: pretty or one line). Peer text
+ * in extra was escaped when it was added, so it cannot change the
+ * document's structure. Returns 0, -ENOMEM, -EINVAL (extra is not a
+ * complete object, or holds a misuse), or -EIO when f fails.
+ */
+ZCV_EXPORT int zcv_stats_write_json(struct zcv_stats *s, FILE *f, const struct zcv_json *extra);
+
+/* Same, to a file at path, replaced atomically via a temp file beside it
+ * (zcv_json_write_file); also the errno of creating/renaming it. */
+ZCV_EXPORT int zcv_stats_write_json_file(struct zcv_stats *s, const char *path,
+					 const struct zcv_json *extra);
