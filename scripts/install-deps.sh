@@ -8,6 +8,8 @@ PKGS=(build-essential cmake pkg-config python3 libdrm-dev libv4l-dev uuid-dev li
 	gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
 	gstreamer1.0-plugins-bad libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
 	util-linux gnuplot-nox clang-format
+	# libFuzzer targets (tests/fuzz): clang and its runtime libraries
+	clang libclang-rt-14-dev
 	# zcv-display: PNG snapshots (zlib)
 	zlib1g-dev
 	# the real-kernel tests: QEMU, the guest's initramfs, out-of-tree modules
