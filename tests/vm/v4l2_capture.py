@@ -48,7 +48,7 @@ def capture_run(env, dev, api, size, fmt, tag):
     sums = env.path(f"{tag}.sums")
     cap = env.start("zcv-capture", "--source", dev, "--input", "3", "--dv-timings", f"{size}p60",
                     "--format", fmt, "--frames", str(FRAMES), "--wait-consumers", "3",
-                    "--buffers", "12", "--max-hold", "6",
+                    "--buffers", "16", "--max-hold", "6",
                     "--require-zero-copy", "--socket", sock, "--checksums", sums,
                     "--stats-json", env.path(f"{tag}.cap.json"))
     env.wait_socket(sock)
