@@ -411,6 +411,11 @@ static int run_one(const struct run_cfg *rc, unsigned n_buffers, struct run_res 
 	unsigned copy_window = n_buffers;
 	double cons1 = 0, cons2 = 0;
 	int r, tfd = -1;
+	/* The producer grants holds out of its pool minus a reserve of 2 (the
+	 * buffer budget): each consumer gets a window of up to n_buffers
+	 * frames, and the pool is sized so every consumer's window fits. */
+	unsigned hold = ZCV_MIN(n_buffers, (ZCV_POOL_MAX_BUFFERS - 2) / rc->n_cons);
+	unsigned pool_n = rc->n_cons * hold + 2;
 
 	memset(res, 0, sizeof(*res));
 	zcv_latency_init(&lat, 0);
@@ -422,8 +427,8 @@ static int run_one(const struct run_cfg *rc, unsigned n_buffers, struct run_res 
 	snprintf(sock, sizeof(sock), "%s/s", dir);
 	r = zcv_format_layout(ZCV_FMT_NV12, rc->w, rc->h, 64, &layout);
 	if (r == 0)
-		r = zcv_pool_create_memfd(&layout, n_buffers, 1, &p.pool);
-	for (unsigned i = 0; r == 0 && i < n_buffers; i++) {
+		r = zcv_pool_create_memfd(&layout, pool_n, 1, &p.pool);
+	for (unsigned i = 0; r == 0 && i < pool_n; i++) {
 		uint8_t *planes[ZCV_MAX_PLANES] = { 0 };
 
 		r = zcv_pool_map(p.pool, i, PROT_READ | PROT_WRITE);
@@ -438,7 +443,7 @@ static int run_one(const struct run_cfg *rc, unsigned n_buffers, struct run_res 
 	}
 	res->frame_bytes = layout.size;
 	scfg.socket_path = sock;
-	scfg.max_hold = n_buffers;
+	scfg.max_hold = hold;
 	scfg.hold_timeout_ns = 30 * NSEC;
 	scfg.max_consumers = MAX_CONSUMERS;
 	r = zcv_server_create(&scfg, NULL, NULL, p.pool, &p.srv);
@@ -447,18 +452,18 @@ static int run_one(const struct run_cfg *rc, unsigned n_buffers, struct run_res 
 		goto out;
 	}
 	for (unsigned i = 0; i < rc->n_cons; i++) {
-		char mode[8], touch[8], cpu[8], warm[24], hold[8];
+		char mode[8], touch[8], cpu[8], warm[24], hold_s[8];
 
 		snprintf(rep[i], sizeof(rep[i]), "%s/c%u", dir, i);
 		snprintf(mode, sizeof(mode), "%d", rc->mode);
 		snprintf(touch, sizeof(touch), "%d", rc->touch);
 		snprintf(cpu, sizeof(cpu), "%d", rc->cons_cpu);
 		snprintf(warm, sizeof(warm), "%" PRIu64, warmup);
-		snprintf(hold, sizeof(hold), "%u", n_buffers);
+		snprintf(hold_s, sizeof(hold_s), "%u", hold);
 		pids[i] = fork();
 		if (pids[i] == 0) {
 			char *args[] = { "zcv-bench", "--consumer", sock, rep[i], mode,
-					 touch,       cpu,          warm, hold,   NULL };
+					 touch,       cpu,          warm, hold_s, NULL };
 
 			execv("/proc/self/exe", args);
 			_exit(127);
@@ -499,7 +504,8 @@ static int run_one(const struct run_cfg *rc, unsigned n_buffers, struct run_res 
 				stop = true;
 				break;
 			}
-			if (rc->mode == MODE_COPY && est_held >= copy_window)
+			/* no consumer is sent more than its granted window */
+			if (est_held >= ZCV_MIN(copy_window, hold))
 				break;
 			b = zcv_pool_acquire(p.pool);
 			if (!b)
@@ -528,8 +534,7 @@ static int run_one(const struct run_cfg *rc, unsigned n_buffers, struct run_res 
 			r = -EIO;
 			goto out;
 		}
-		if (rc->mode == MODE_COPY)
-			est_held = max_held(&p);
+		est_held = max_held(&p);
 	}
 	/* drain: every frame of phase 1 back */
 	deadline = mono_ns() + 30 * NSEC;
@@ -1261,7 +1266,8 @@ int main(int argc, char **argv)
 		gst = false;
 	}
 
-	printf("zcv-bench: NV12, memfd pool of %u pre-rendered buffers, unpaced producer; %ld "
+	printf("zcv-bench: NV12, memfd pool of 2 + %u pre-rendered buffers per consumer, unpaced "
+	       "producer; %ld "
 	       "CPUs\n"
 	       "prod/cons us: CPU time per frame (unpaced; cons = mean per consumer);\n"
 	       "p50/p99/max: hand-off latency publish -> consumer callback, one frame in flight;\n"
