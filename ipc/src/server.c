@@ -770,12 +770,16 @@ static bool unfinished(const struct consumer *c)
 /*
  * Connections that have not said HELLO have a small quota of their own,
  * outside max_consumers, so that idle connections cannot lock consumers
- * out. Over the quota the oldest goes, not the newcomer: a well-behaved
- * client sends HELLO right after connecting and is through at once,
- * while a connection that has waited longest is the likeliest to never
- * say anything.
+ * out. Over the quota the oldest goes, not the newcomer: a connection that
+ * has waited longest is the likeliest to never say anything. But one that
+ * connected moments ago may be a well-behaved client preempted between
+ * connect() and its HELLO; while every waiting connection is that young,
+ * the newcomer is refused instead, so a burst of connections cannot push
+ * out a client that is about to speak.
  */
-static void handshake_make_room(struct zcv_server *srv, const struct consumer *newcomer)
+#define HANDSHAKE_GRACE_NS (200ull * NSEC_PER_MSEC)
+
+static void handshake_make_room(struct zcv_server *srv, struct consumer *newcomer)
 {
 	struct consumer *oldest = NULL;
 	unsigned n = 0;
@@ -786,7 +790,12 @@ static void handshake_make_room(struct zcv_server *srv, const struct consumer *n
 			if (!oldest)
 				oldest = c;
 		}
-	if (n >= srv->cfg.handshake_quota && oldest)
+	if (n < srv->cfg.handshake_quota || !oldest)
+		return;
+	if (newcomer->accepted_ns - oldest->accepted_ns < HANDSHAKE_GRACE_NS)
+		consumer_dropf(newcomer, -EBUSY, true,
+			       "no HELLO yet and %u newer connections waiting for theirs", n);
+	else
 		consumer_dropf(oldest, -EBUSY, true,
 			       "no HELLO yet; replaced by a newer connection (%u waiting)", n);
 }
@@ -826,16 +835,17 @@ static void accept_one(struct zcv_server *srv, int fd)
 		consumer_dropf(c, -EACCES, true, "uid %u is not allowed here", (unsigned)cred.uid);
 		return;
 	}
-	handshake_make_room(srv, c);
 	ev.data.ptr = c;
 	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		consumer_dropf(c, -errno, true, "epoll: %s", strerror(errno));
 		return;
 	}
 	/* A client sends HELLO right after connecting: it is usually queued
-	 * already, and then the handshake finishes here, leaving no slot of
-	 * the quota for a flood of newer connections to take. */
+	 * already, and then the handshake finishes here and the connection
+	 * takes no slot of the quota. */
 	consumer_read(c);
+	if (unfinished(c))
+		handshake_make_room(srv, c);
 }
 
 static void accept_all(struct zcv_server *srv)
