@@ -57,9 +57,11 @@ static void on_closed(void *data, int error, const char *reason)
 
 int main(int argc, char **argv)
 {
-	struct zcv_client_config cfg = { .socket_path = argc > 1 ? argv[1] : NULL,
+	struct zcv_client_config cfg = { .size = sizeof(struct zcv_client_config),
+					 .socket_path = argc > 1 ? argv[1] : NULL,
 					 .name = "print-sink" };
-	struct zcv_client_callbacks cbs = { .format = on_format,
+	struct zcv_client_callbacks cbs = { .size = sizeof(struct zcv_client_callbacks),
+					    .format = on_format,
 					    .frame = on_frame,
 					    .closed = on_closed };
 	int r;

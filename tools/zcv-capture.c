@@ -187,8 +187,7 @@ static void on_joined(void *data, const struct zcv_consumer_info *ci)
 static void on_hello(void *data, const struct zcv_consumer_info *ci)
 {
 	struct capture *c = data;
-	struct zcv_client_constraints k;
-	struct zcv_source_fit fit = { 0 };
+	struct zcv_constraints k;
 	int r;
 
 	(void)ci;
@@ -196,16 +195,13 @@ static void on_hello(void *data, const struct zcv_consumer_info *ci)
 		return;
 	c->admitted = true;
 	zcv_server_pending_constraints(c->srv, &k);
-	for (unsigned p = 0; p < ZCV_MAX_PLANES; p++)
-		fit.min_plane_size[p] = k.min_plane_size[p];
-	fit.stride_align = k.stride_align;
-	fit.height_align = k.height_align;
-	if (zcv_pool_meets(zcv_source_get_pool(c->src), &k, c->alloc, sizeof(c->alloc))) {
+	if (zcv_pool_check(zcv_source_get_pool(c->src), &k, c->alloc, sizeof(c->alloc)) ==
+	    ZCV_FIT_OK) {
 		r = 0;
 		snprintf(c->alloc, sizeof(c->alloc),
 			 "the %s buffers as allocated fit every consumer", zcv_source_path(c->src));
 	} else {
-		r = zcv_source_fit(c->src, &fit, c->alloc, sizeof(c->alloc));
+		r = zcv_source_fit(c->src, &k, c->alloc, sizeof(c->alloc));
 	}
 	if (r == 1 && zcv_server_set_pool(c->srv, zcv_source_get_pool(c->src)) < 0)
 		r = -EINVAL;
@@ -215,8 +211,7 @@ static void on_hello(void *data, const struct zcv_consumer_info *ci)
 			": allocation for %u consumer%s (stride align %u, height align %u): %s%s\n",
 			zcv_server_pending_count(c->srv),
 			zcv_server_pending_count(c->srv) == 1 ? "" : "s",
-			fit.stride_align ? fit.stride_align : 1,
-			fit.height_align ? fit.height_align : 1,
+			k.stride_align ? k.stride_align : 1, k.height_align ? k.height_align : 1,
 			r == 1 ? "reallocated: " :
 			r == 0 ? "" :
 				 "cannot fit: ",
@@ -279,7 +274,7 @@ static void consumers_json(struct capture *c, struct zcv_json *j)
 				   paths[ci[i].path >= 1 && ci[i].path <= 3 ? ci[i].path : 0]);
 		zcv_json_kv_string(j, "path_reason", ci[i].path_reason);
 		/* the hold it asked for and what the budget granted */
-		zcv_json_kv_uint(j, "asked_hold", ci[i].asked_hold);
+		zcv_json_kv_uint(j, "asked_hold", ci[i].constraints.hold);
 		zcv_json_kv_uint(j, "max_hold", ci[i].max_hold);
 		zcv_json_kv_uint(j, "held", ci[i].held);
 		zcv_json_kv_uint(j, "frames_sent", ci[i].frames_sent);

@@ -228,8 +228,11 @@ int main(int argc, char **argv)
 	struct zcv_display_callbacks dcbs = { .release = on_release,
 					      .flipped = on_flipped,
 					      .fallback = on_fallback };
-	struct zcv_client_config cfg = { .name = TOOL, .max_hold = 3 };
-	struct zcv_client_callbacks cbs = { .format = on_format,
+	struct zcv_client_config cfg = { .size = sizeof(struct zcv_client_config),
+					 .name = TOOL,
+					 .constraints.hold = 3 };
+	struct zcv_client_callbacks cbs = { .size = sizeof(struct zcv_client_callbacks),
+					    .format = on_format,
 					    .frame = on_frame,
 					    .closed = on_closed };
 	struct viewer v = { 0 };
@@ -276,7 +279,7 @@ int main(int argc, char **argv)
 				fprintf(stderr, TOOL ": --max-hold needs at least 1\n");
 				return 2;
 			}
-			cfg.max_hold = (unsigned)u;
+			cfg.constraints.hold = (unsigned)u;
 			break;
 		case 'k':
 			cfg.socket_path = optarg;

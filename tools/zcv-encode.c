@@ -277,15 +277,17 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct zcv_client_config ccfg = { .name = TOOL,
-					  .caps = ZCV_CLIENT_CAP_DMABUF | ZCV_CLIENT_CAP_MEMFD,
-					  .max_hold = 4 };
-	struct zcv_client_callbacks cbs = { .format = on_format,
+	struct zcv_client_config ccfg = { .size = sizeof(struct zcv_client_config),
+					  .name = TOOL,
+					  .caps = ZCV_CAP_DMABUF | ZCV_CAP_MEMFD,
+					  .constraints.hold = 4 };
+	struct zcv_client_callbacks cbs = { .size = sizeof(struct zcv_client_callbacks),
+					    .format = on_format,
 					    .frame = on_frame,
 					    .closed = on_closed };
 	struct zcv_encoder_callbacks ecbs = { .done = on_done, .packet = on_packet };
 	struct zcv_encoder_config ecfg = { 0 };
-	struct zcv_encoder_needs needs = { 0 };
+	struct zcv_constraints needs = { 0 };
 	struct encode e = { .out_fd = -1 };
 	const char *out = NULL, *stats_path = NULL, *why = NULL;
 	char devpath[256];
@@ -336,7 +338,7 @@ int main(int argc, char **argv)
 					fprintf(stderr, TOOL ": --max-hold needs at least 1\n");
 				return 2;
 			}
-			ccfg.max_hold = (unsigned)v;
+			ccfg.constraints.hold = (unsigned)v;
 			break;
 		case 'k':
 			ccfg.socket_path = optarg;

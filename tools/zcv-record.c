@@ -107,8 +107,11 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct zcv_client_config cfg = { .name = TOOL, .max_hold = 8 };
-	struct zcv_client_callbacks cbs = { .format = on_format,
+	struct zcv_client_config cfg = { .size = sizeof(struct zcv_client_config),
+					 .name = TOOL,
+					 .constraints.hold = 8 };
+	struct zcv_client_callbacks cbs = { .size = sizeof(struct zcv_client_callbacks),
+					    .format = on_format,
 					    .frame = on_frame,
 					    .closed = on_closed };
 	struct recorder r = { 0 };
@@ -138,7 +141,7 @@ int main(int argc, char **argv)
 				fprintf(stderr, TOOL ": --max-hold needs 1 to 32 frames\n");
 				return 2;
 			}
-			cfg.max_hold = (unsigned)v;
+			cfg.constraints.hold = (unsigned)v;
 			break;
 		}
 		case 'k':
@@ -169,7 +172,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, TOOL ": cannot open %s for writing: %s\n", out, strerror(-e));
 		goto done;
 	}
-	r.asked_hold = cfg.max_hold;
+	r.asked_hold = cfg.constraints.hold;
 	e = tool_connect(TOOL, &cfg, &cbs, &r, &r.client);
 	if (e < 0)
 		goto done;

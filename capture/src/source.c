@@ -49,7 +49,7 @@ const char *zcv_source_path(struct zcv_source *src)
 	return src->ops->path(src);
 }
 
-int zcv_source_fit(struct zcv_source *src, const struct zcv_source_fit *fit, char *how,
+int zcv_source_fit(struct zcv_source *src, const struct zcv_constraints *fit, char *how,
 		   size_t how_size)
 {
 	char dummy[8];

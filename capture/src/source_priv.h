@@ -10,7 +10,7 @@ struct zcv_source_ops {
 	int (*dispatch)(struct zcv_source *src);
 	const char *(*path)(struct zcv_source *src);
 	/* optional: see zcv_source_fit() */
-	int (*fit)(struct zcv_source *src, const struct zcv_source_fit *fit, char *how,
+	int (*fit)(struct zcv_source *src, const struct zcv_constraints *fit, char *how,
 		   size_t how_size);
 };
 

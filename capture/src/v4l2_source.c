@@ -445,7 +445,7 @@ static const char *v4l2_path(struct zcv_source *src)
 	return ((struct v4l2_source *)src)->copy_tier ? "copy" : "dmabuf";
 }
 
-static int v4l2_fit(struct zcv_source *src, const struct zcv_source_fit *fit, char *how,
+static int v4l2_fit(struct zcv_source *src, const struct zcv_constraints *fit, char *how,
 		    size_t how_size);
 
 static const struct zcv_source_ops v4l2_ops = {
@@ -927,71 +927,11 @@ int zcv_v4l2_list(FILE *out)
 
 /* ---------------------------------------------------------------- allocation that fits */
 
-static uint32_t align_up(uint32_t v, uint32_t a)
-{
-	return a > 1 ? (v + a - 1) / a * a : v;
-}
-
 static uint64_t page_up(uint64_t v)
 {
 	uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
 
 	return (v + pg - 1) / pg * pg;
-}
-
-/* Bytes plane p must have from its offset under fit. */
-static uint64_t plane_need(const struct zcv_layout *l, unsigned p, const struct zcv_source_fit *fit)
-{
-	const struct zcv_format_info *fi = zcv_format_lookup(l->fourcc);
-	uint64_t need = (uint64_t)l->planes[p].stride *
-			zcv_format_plane_lines(fi, p, align_up(l->height, fit->height_align));
-
-	return need > fit->min_plane_size[p] ? need : fit->min_plane_size[p];
-}
-
-/* Does the pool fit? 0 yes; 1 only sizes fall short; -1 the layout (plane
- * placement or stride) is wrong; why says what. */
-static int pool_fits(const struct zcv_pool *pool, const struct zcv_source_fit *fit, char *why,
-		     size_t why_size)
-{
-	const struct zcv_layout *l = &pool->layout;
-	const struct zcv_format_info *fi = zcv_format_lookup(l->fourcc);
-	uint32_t h = align_up(l->height, fit->height_align);
-	int ret = 0;
-
-	for (unsigned p = 0; p < l->n_planes; p++) {
-		const struct zcv_buffer *b = &pool->buffers[0];
-
-		if (fit->stride_align > 1 && l->planes[p].stride % fit->stride_align) {
-			snprintf(why, why_size,
-				 "the driver's stride %u for plane %u is not a multiple of %u",
-				 l->planes[p].stride, p, fit->stride_align);
-			return -1;
-		}
-		if (p > 0 && h != l->height && b->plane_fd[p] == b->plane_fd[p - 1] &&
-		    l->planes[p].offset != l->planes[p - 1].offset +
-						   (uint64_t)l->planes[p - 1].stride *
-							   zcv_format_plane_lines(fi, p - 1, h)) {
-			snprintf(why, why_size,
-				 "plane %u must start after %u lines, the driver puts it after %u",
-				 p, h, l->height);
-			return -1;
-		}
-		for (unsigned i = 0; i < pool->n_buffers; i++) {
-			b = &pool->buffers[i];
-			if (b->fd_size[b->plane_fd[p]] <
-			    l->planes[p].offset + plane_need(l, p, fit)) {
-				if (!ret)
-					snprintf(why, why_size,
-						 "plane %u needs %llu bytes, the buffers have %llu",
-						 p, (unsigned long long)plane_need(l, p, fit),
-						 (unsigned long long)(b->fd_size[b->plane_fd[p]] -
-								      l->planes[p].offset));
-				ret = 1;
-			}
-		}
-	}
-	return ret;
 }
 
 static void retire_pool(struct v4l2_source *s)
@@ -1002,7 +942,7 @@ static void retire_pool(struct v4l2_source *s)
 }
 
 /* Same layout, bigger driver buffers: CREATE_BUFS with the sizes asked. */
-static int fit_create_bufs(struct v4l2_source *s, const struct zcv_source_fit *fit, char *how,
+static int fit_create_bufs(struct v4l2_source *s, const struct zcv_constraints *fit, char *how,
 			   size_t how_size)
 {
 	struct zcv_layout layout = s->base.pool->layout;
@@ -1015,7 +955,8 @@ static int fit_create_bufs(struct v4l2_source *s, const struct zcv_source_fit *f
 	/* per memory plane: the end of the furthest colour plane in it */
 	for (unsigned p = 0; p < layout.n_planes; p++) {
 		unsigned m = s->n_mem_planes > 1 ? p : 0;
-		uint64_t end = layout.planes[p].offset + plane_need(&layout, p, fit);
+		uint64_t end =
+			layout.planes[p].offset + zcv_constraints_plane_need(fit, &layout, p);
 
 		if (end > sizes[m])
 			sizes[m] = end;
@@ -1056,18 +997,17 @@ static int fit_create_bufs(struct v4l2_source *s, const struct zcv_source_fit *f
 /* Planes further apart than the driver puts them: the driver's one
  * buffer per plane variant, captured into udmabuf slices of one memfd
  * laid out as asked; consumers get the whole memfd as one DMA-BUF. */
-static int fit_udmabuf(struct v4l2_source *s, const struct zcv_source_fit *fit, char *how,
+static int fit_udmabuf(struct v4l2_source *s, const struct zcv_constraints *fit, char *how,
 		       size_t how_size)
 {
 	const struct zcv_layout *old = &s->base.pool->layout;
 	const struct zcv_format_info *fi = zcv_format_lookup(old->fourcc);
 	uint32_t gen = s->base.pool->generation + 1, variant = v4l2_fourcc_of(old->fourcc, true);
-	uint32_t h = align_up(old->height, fit->height_align);
 	struct v4l2_requestbuffers req = { .type = s->type, .memory = V4L2_MEMORY_MMAP };
 	struct v4l2_format f = { .type = s->type };
-	struct zcv_layout l = *old;
+	struct zcv_layout l;
 	struct zcv_pool *pool = NULL;
-	uint64_t off = 0, total;
+	uint64_t total;
 	char a[5];
 	int ufd = -1, r;
 
@@ -1079,23 +1019,21 @@ static int fit_udmabuf(struct v4l2_source *s, const struct zcv_source_fit *fit, 
 			 fi->name);
 		return -EOPNOTSUPP;
 	}
-	for (unsigned p = 0; p < l.n_planes; p++) {
-		uint64_t size = plane_need(old, p, fit);
-
-		if (off % (uint64_t)sysconf(_SC_PAGESIZE)) {
+	r = zcv_constraints_layout(fit, old, &l);
+	if (r < 0) {
+		snprintf(how, how_size, "no layout of %s %ux%u meets the consumers' needs",
+			 fi->name, old->width, old->height);
+		return -EOPNOTSUPP;
+	}
+	for (unsigned p = 0; p < l.n_planes; p++)
+		if (l.planes[p].offset % (uint64_t)sysconf(_SC_PAGESIZE)) {
 			snprintf(how, how_size,
-				 "cannot place plane %u at offset %llu: udmabuf slices start on "
+				 "cannot place plane %u at offset %u: udmabuf slices start on "
 				 "page boundaries",
-				 p, (unsigned long long)off);
+				 p, l.planes[p].offset);
 			return -EOPNOTSUPP;
 		}
-		l.planes[p].offset = (uint32_t)off;
-		l.planes[p].size = (uint32_t)size;
-		off += size;
-	}
-	(void)h;
-	total = page_up(off);
-	l.size = off;
+	total = page_up(l.size);
 	ufd = open("/dev/udmabuf", O_RDWR | O_CLOEXEC);
 	if (ufd < 0) {
 		r = -errno;
@@ -1206,7 +1144,7 @@ static int fit_udmabuf(struct v4l2_source *s, const struct zcv_source_fit *fit, 
 	snprintf(how, how_size,
 		 "capturing %s into udmabuf slices of one memfd per buffer (V4L2_MEMORY_DMABUF): "
 		 "plane 1 at line %u, %llu bytes a buffer",
-		 zcv_fourcc_str(variant, a), align_up(old->height, fit->height_align),
+		 zcv_fourcc_str(variant, a), zcv_constraints_height(fit, old->height),
 		 (unsigned long long)total);
 	return 1;
 fail:
@@ -1216,7 +1154,7 @@ fail:
 	return r;
 }
 
-static int v4l2_fit(struct zcv_source *src, const struct zcv_source_fit *fit, char *how,
+static int v4l2_fit(struct zcv_source *src, const struct zcv_constraints *fit, char *how,
 		    size_t how_size)
 {
 	struct v4l2_source *s = (struct v4l2_source *)src;
@@ -1229,17 +1167,17 @@ static int v4l2_fit(struct zcv_source *src, const struct zcv_source_fit *fit, ch
 		snprintf(how, how_size, "the copy tier's own pool is used: %s", s->fallback);
 		return -EOPNOTSUPP;
 	}
-	k = pool_fits(src->pool, fit, why, sizeof(why));
-	if (k == 0) {
+	k = zcv_pool_check(src->pool, fit, why, sizeof(why));
+	if (k == ZCV_FIT_OK) {
 		snprintf(how, how_size,
 			 "the driver's own buffers (VIDIOC_REQBUFS + EXPBUF) already fit");
 		return 0;
 	}
-	if (k < 0 && fit->stride_align > 1 && strstr(why, "stride")) {
+	if (k == ZCV_FIT_LAYOUT && fit->stride_align > 1 && strstr(why, "stride")) {
 		snprintf(how, how_size, "%s", why);
 		return -EOPNOTSUPP;
 	}
-	if (k == 1) {
+	if (k == ZCV_FIT_SIZE) {
 		r = fit_create_bufs(s, fit, how, how_size);
 	} else {
 		r = fit_udmabuf(s, fit, how, how_size);
@@ -1256,7 +1194,7 @@ static int v4l2_fit(struct zcv_source *src, const struct zcv_source_fit *fit, ch
 		src->pool->on_free = on_free;
 		src->pool->on_free_data = s;
 	}
-	if (r == 1 && pool_fits(src->pool, fit, why, sizeof(why)) != 0) {
+	if (r == 1 && zcv_pool_check(src->pool, fit, why, sizeof(why)) != ZCV_FIT_OK) {
 		snprintf(how, how_size, "the new buffers still do not fit: %s", why);
 		return -EOPNOTSUPP;
 	}

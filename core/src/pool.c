@@ -223,3 +223,61 @@ unsigned zcv_pool_count(const struct zcv_pool *pool, enum zcv_buffer_state state
 		n += pool->buffers[i].state == state;
 	return n;
 }
+
+int zcv_pool_check(const struct zcv_pool *pool, const struct zcv_constraints *c, char *why,
+		   size_t why_size)
+{
+	const struct zcv_layout *l = &pool->layout;
+	const struct zcv_format_info *fi = zcv_format_lookup(l->fourcc);
+	uint32_t h = zcv_constraints_height(c, l->height);
+	int ret = ZCV_FIT_OK;
+
+	if (!fi) {
+		snprintf(why, why_size, "the pool's format is unknown");
+		return ZCV_FIT_LAYOUT;
+	}
+	for (unsigned p = 0; p < l->n_planes; p++) {
+		const struct zcv_plane_layout *pl = &l->planes[p];
+		uint64_t need = zcv_constraints_plane_need(c, l, p);
+
+		if (c->stride_align > 1 && pl->stride % c->stride_align) {
+			snprintf(why, why_size, "plane %u stride %u is not a multiple of %u", p,
+				 pl->stride, c->stride_align);
+			return ZCV_FIT_LAYOUT;
+		}
+		/* planes sharing a memory object must follow each other at the
+		 * aligned height, where a codec reads them */
+		if (p > 0 && h != l->height) {
+			const struct zcv_plane_layout *q = &l->planes[p - 1];
+			uint64_t at = (uint64_t)q->offset +
+				      (uint64_t)q->stride * zcv_format_plane_lines(fi, p - 1, h);
+
+			for (unsigned i = 0; i < pool->n_buffers; i++)
+				if (pool->buffers[i].plane_fd[p] ==
+					    pool->buffers[i].plane_fd[p - 1] &&
+				    pl->offset != at) {
+					snprintf(why, why_size,
+						 "it needs plane %u at offset %llu (%u lines), the "
+						 "pool has it at %u",
+						 p, (unsigned long long)at, h, pl->offset);
+					return ZCV_FIT_LAYOUT;
+				}
+		}
+		for (unsigned i = 0; i < pool->n_buffers && ret == ZCV_FIT_OK; i++) {
+			const struct zcv_buffer *b = &pool->buffers[i];
+			uint64_t have = b->fd_size[b->plane_fd[p]];
+
+			if (have < pl->offset + need) {
+				snprintf(why, why_size,
+					 "it needs %llu bytes for plane %u (%u lines), the pool's "
+					 "buffers have %llu",
+					 (unsigned long long)need, p, h,
+					 (unsigned long long)(have > pl->offset ?
+								      have - pl->offset :
+								      0));
+				ret = ZCV_FIT_SIZE;
+			}
+		}
+	}
+	return ret;
+}

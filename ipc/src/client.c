@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <zcv/abi.h>
 #include <zcv/client.h>
 #include <zcv/log.h>
 #include <zcv/memory.h>
@@ -75,6 +77,9 @@ struct event {
 };
 
 struct zcv_client {
+	/* Recursive: the sink may release from inside a callback, under
+	 * dispatch's hold of it; other threads' releases wait for dispatch. */
+	pthread_mutex_t lock;
 	int fd;
 	struct zcv_client_config cfg;
 	char name[ZCV_NAME_MAX];
@@ -102,6 +107,8 @@ struct zcv_client {
 	struct event *events; /* DISPATCH_MAX_MESSAGES of them */
 	unsigned n_events;
 };
+
+static int release_locked(struct zcv_client *c, const struct zcv_client_frame *frame);
 
 static void gen_free(struct gen *g)
 {
@@ -517,6 +524,7 @@ static int handle_frame(struct zcv_client *c, const struct zcv_msg_frame *m)
 		fr->bytesused[p] = m->bytesused[p];
 		fr->fd[p] = b->fds[f];
 		fr->offset[p] = l->planes[p].offset;
+		fr->length[p] = b->fd_size[f];
 	}
 	for (unsigned p = l->n_planes; p < ZCV_MAX_PLANES; p++)
 		fr->fd[p] = -1;
@@ -581,7 +589,7 @@ static void deliver(struct zcv_client *c)
 				c->cbs.frame(c->data, &ev->frame);
 			else
 				/* nobody looks at frames: give them straight back */
-				zcv_client_release(c, &ev->frame);
+				release_locked(c, &ev->frame);
 		} else if (c->result >= 0) {
 			c->fmt = ev->fmt;
 			c->have_fmt = true;
@@ -601,7 +609,7 @@ static void deliver(struct zcv_client *c)
 	}
 }
 
-int zcv_client_dispatch(struct zcv_client *c)
+static int dispatch_locked(struct zcv_client *c)
 {
 	if (c->dispatching)
 		return -EBUSY;
@@ -636,12 +644,22 @@ int zcv_client_dispatch(struct zcv_client *c)
 	return c->result;
 }
 
+int zcv_client_dispatch(struct zcv_client *c)
+{
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	r = dispatch_locked(c);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
 int zcv_client_wait_dispatch(struct zcv_client *c, int timeout_ms)
 {
 	struct pollfd pfd = { .fd = c->fd, .events = zcv_client_get_events(c) };
 	int r;
 
-	if (c->result)
+	if (c->result) /* only the dispatching thread writes it */
 		return zcv_client_dispatch(c);
 	r = poll(&pfd, 1, timeout_ms);
 	if (r < 0)
@@ -653,23 +671,88 @@ int zcv_client_wait_dispatch(struct zcv_client *c, int timeout_ms)
 
 short zcv_client_get_events(struct zcv_client *c)
 {
-	return (short)(POLLIN | (c->connected && c->n_queued ? POLLOUT : 0));
+	short ev;
+
+	pthread_mutex_lock(&c->lock);
+	ev = (short)(POLLIN | (c->connected && c->n_queued ? POLLOUT : 0));
+	pthread_mutex_unlock(&c->lock);
+	return ev;
 }
 
 unsigned zcv_client_queued_releases(struct zcv_client *c)
 {
-	return c->n_queued;
+	unsigned n;
+
+	pthread_mutex_lock(&c->lock);
+	n = c->n_queued;
+	pthread_mutex_unlock(&c->lock);
+	return n;
 }
 
-int zcv_client_release(struct zcv_client *c, const struct zcv_client_frame *frame)
+/* The buffer of a frame the sink holds, or NULL. */
+static struct cbuf *held_buf(struct zcv_client *c, const struct zcv_client_frame *frame,
+			     struct gen **ret_gen)
 {
 	struct gen *g = frame ? find_gen(c, frame->generation) : NULL;
 	struct cbuf *b;
 
 	if (!g || frame->index >= g->fmt.n_buffers)
-		return -EINVAL;
+		return NULL;
 	b = &g->bufs[frame->index];
 	if (!b->held || b->held_seq != frame->sequence)
+		return NULL;
+	*ret_gen = g;
+	return b;
+}
+
+static int access_bracket(struct zcv_client *c, const struct zcv_client_frame *frame, bool begin)
+{
+	struct gen *g;
+	struct cbuf *b;
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	b = held_buf(c, frame, &g);
+	if (!b)
+		r = -EINVAL;
+	else if (g->fmt.path == ZCV_PATH_DMABUF)
+		for (unsigned f = 0; f < b->n_fds; f++) {
+			int k = begin ? zcv_dmabuf_sync_start(b->fds[f], ZCV_SYNC_READ) :
+					zcv_dmabuf_sync_end(b->fds[f], ZCV_SYNC_READ);
+
+			if (k < 0 && r == 0)
+				r = k;
+		}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int zcv_client_begin_access(struct zcv_client *c, const struct zcv_client_frame *frame)
+{
+	return access_bracket(c, frame, true);
+}
+
+int zcv_client_end_access(struct zcv_client *c, const struct zcv_client_frame *frame)
+{
+	return access_bracket(c, frame, false);
+}
+
+int zcv_client_release(struct zcv_client *c, const struct zcv_client_frame *frame)
+{
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	r = release_locked(c, frame);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+static int release_locked(struct zcv_client *c, const struct zcv_client_frame *frame)
+{
+	struct gen *g;
+	struct cbuf *b = held_buf(c, frame, &g);
+
+	if (!b)
 		return -EINVAL;
 	unhold(c, g, b);
 	/* Queued even when it could go out at once, behind any that could
@@ -731,7 +814,9 @@ static int check_producer(const struct zcv_client_config *cfg, int fd, char *rea
 int zcv_client_connect(const struct zcv_client_config *cfg, const struct zcv_client_callbacks *cbs,
 		       void *data, struct zcv_client **ret_client)
 {
-	static const struct zcv_client_config defaults;
+	static const struct zcv_client_config defaults = { .size = sizeof(defaults) };
+	struct zcv_client_config cf;
+	struct zcv_client_callbacks cb = { 0 };
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	char reason[REASON_MAX];
 	struct zcv_msg_hello h;
@@ -743,6 +828,12 @@ int zcv_client_connect(const struct zcv_client_config *cfg, const struct zcv_cli
 		return -EINVAL;
 	if (!cfg)
 		cfg = &defaults;
+	r = zcv_struct_copy_in(&cf, sizeof(cf), cfg);
+	if (r == 0 && cbs)
+		r = zcv_struct_copy_in(&cb, sizeof(cb), cbs);
+	if (r < 0)
+		return r;
+	cfg = &cf;
 	if (cfg->socket_path) {
 		if (strlen(cfg->socket_path) >= sizeof(path))
 			return -ENAMETOOLONG;
@@ -762,12 +853,19 @@ int zcv_client_connect(const struct zcv_client_config *cfg, const struct zcv_cli
 	}
 	c->cfg = *cfg;
 	c->cfg.socket_path = NULL;
+	{
+		pthread_mutexattr_t a;
+
+		pthread_mutexattr_init(&a);
+		pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+		pthread_mutex_init(&c->lock, &a);
+		pthread_mutexattr_destroy(&a);
+	}
 	if (!c->cfg.caps)
 		c->cfg.caps = ZCV_CAP_DMABUF | ZCV_CAP_MEMFD;
 	snprintf(c->name, sizeof(c->name), "%s", cfg->name ? cfg->name : "zcv-client");
 	c->cfg.name = c->name;
-	if (cbs)
-		c->cbs = *cbs;
+	c->cbs = cb;
 	c->data = data;
 
 	r = zcv_socket_connect(path);
@@ -788,12 +886,8 @@ int zcv_client_connect(const struct zcv_client_config *cfg, const struct zcv_cli
 	len = zcv_msg_init(&h, ZCV_MSG_HELLO);
 	h.min_version = ZCV_PROTOCOL_MIN_VERSION;
 	h.caps = c->cfg.caps;
-	h.max_hold = c->cfg.max_hold;
 	memcpy(h.name, c->name, sizeof(h.name));
-	for (unsigned p = 0; p < ZCV_MAX_PLANES; p++)
-		h.min_plane_size[p] = c->cfg.constraints.min_plane_size[p];
-	h.stride_align = c->cfg.constraints.stride_align > 1 ? c->cfg.constraints.stride_align : 0;
-	h.height_align = c->cfg.constraints.height_align > 1 ? c->cfg.constraints.height_align : 0;
+	zcv_msg_hello_set_constraints(&h, &c->cfg.constraints);
 	r = zcv_msg_send(c->fd, &h, len, NULL, 0);
 	if (r == -EPIPE || r == -ECONNRESET) {
 		/* The producer refused us before reading anything (peer policy,
@@ -816,6 +910,7 @@ fail_fd:
 	/* Whatever the producer queued for us (fds among it) goes with it. */
 	zcv_fd_dispose(c->fd);
 fail:
+	pthread_mutex_destroy(&c->lock);
 	free(c->events);
 	free(c);
 	return r;
@@ -841,6 +936,7 @@ void zcv_client_destroy(struct zcv_client *c)
 		c->retired = g->next;
 		gen_free(g);
 	}
+	pthread_mutex_destroy(&c->lock);
 	free(c->events);
 	free(c);
 }
@@ -857,23 +953,15 @@ uint64_t zcv_client_dropped(struct zcv_client *c)
 
 unsigned zcv_client_held(struct zcv_client *c)
 {
-	return c->held;
+	unsigned n;
+
+	pthread_mutex_lock(&c->lock);
+	n = c->held;
+	pthread_mutex_unlock(&c->lock);
+	return n;
 }
 
 const struct zcv_client_format *zcv_client_get_format(struct zcv_client *c)
 {
 	return c->have_fmt ? &c->fmt : NULL;
-}
-
-const char *zcv_path_name(int path)
-{
-	switch (path) {
-	case ZCV_PATH_DMABUF:
-		return "dmabuf";
-	case ZCV_PATH_MEMFD:
-		return "memfd";
-	case ZCV_PATH_COPY:
-		return "copy";
-	}
-	return "unknown";
 }

@@ -283,3 +283,21 @@ int zcv_msg_read(int sock, union zcv_msg *msg, int fds[ZCV_MSG_MAX_FDS], unsigne
 	*ret_n_fds = n_fds;
 	return n;
 }
+
+void zcv_msg_hello_set_constraints(struct zcv_msg_hello *h, const struct zcv_constraints *c)
+{
+	for (unsigned p = 0; p < ZCV_MAX_PLANES; p++)
+		h->min_plane_size[p] = c->min_plane_size[p];
+	h->stride_align = c->stride_align > 1 ? c->stride_align : 0;
+	h->height_align = c->height_align > 1 ? c->height_align : 0;
+	h->max_hold = c->hold;
+}
+
+void zcv_msg_hello_get_constraints(const struct zcv_msg_hello *h, struct zcv_constraints *ret)
+{
+	for (unsigned p = 0; p < ZCV_MAX_PLANES; p++)
+		ret->min_plane_size[p] = h->min_plane_size[p];
+	ret->stride_align = h->stride_align;
+	ret->height_align = h->height_align;
+	ret->hold = h->max_hold;
+}

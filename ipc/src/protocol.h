@@ -12,6 +12,7 @@
 
 #include <stdint.h>
 #include <zcv/pool.h>
+#include <zcv/stream.h> /* enum zcv_path, ZCV_CAP_* */
 
 #define ZCV_PROTOCOL_VERSION 1
 #define ZCV_PROTOCOL_MIN_VERSION 1
@@ -36,11 +37,6 @@ struct zcv_msg_hdr {
 };
 _Static_assert(sizeof(struct zcv_msg_hdr) == 8, "wire header");
 
-/* Client capabilities: which memory it can import. */
-#define ZCV_CAP_DMABUF (1u << 0)
-#define ZCV_CAP_MEMFD (1u << 1)
-#define ZCV_CAP_NEEDS_COPY (1u << 2) /* asks the producer for a private copy pool */
-
 struct zcv_msg_hello {
 	struct zcv_msg_hdr hdr;
 	uint16_t min_version; /* lowest version the client speaks */
@@ -62,13 +58,6 @@ struct zcv_msg_hello {
 _Static_assert(sizeof(struct zcv_msg_hello) == 88, "hello");
 _Static_assert(__builtin_offsetof(struct zcv_msg_hello, min_plane_size) == ZCV_MSG_HELLO_V1_SIZE,
 	       "hello constraints are appended");
-
-/* Transport path a consumer gets. */
-enum zcv_path {
-	ZCV_PATH_DMABUF = 1,
-	ZCV_PATH_MEMFD = 2,
-	ZCV_PATH_COPY = 3,
-};
 
 struct zcv_wire_plane {
 	uint32_t offset;
@@ -113,7 +102,7 @@ struct zcv_msg_buffer {
 };
 _Static_assert(sizeof(struct zcv_msg_buffer) == 64, "buffer");
 
-/* frame flags: ZCV_FRAME_FLAG_* in <zcv/pool.h> */
+/* frame flags: ZCV_FRAME_FLAG_* in <zcv/stream.h> */
 
 struct zcv_msg_frame {
 	struct zcv_msg_hdr hdr;
@@ -142,3 +131,8 @@ struct zcv_msg_bye {
 	char reason[64]; /* human-readable, NUL-terminated */
 };
 _Static_assert(sizeof(struct zcv_msg_bye) == 80, "bye");
+
+/* A consumer's constraints as HELLO carries them (max_hold is the hold;
+ * alignments of 0/1 travel as 0), and back. */
+void zcv_msg_hello_set_constraints(struct zcv_msg_hello *h, const struct zcv_constraints *c);
+void zcv_msg_hello_get_constraints(const struct zcv_msg_hello *h, struct zcv_constraints *ret);

@@ -288,97 +288,8 @@ static void check_timeouts(struct zcv_server *srv)
 	}
 }
 
-static uint32_t align_up32(uint32_t v, uint32_t a)
-{
-	return a > 1 ? (v + a - 1) / a * a : v;
-}
-
-bool zcv_pool_meets(const struct zcv_pool *pool, const struct zcv_client_constraints *c, char *why,
-		    size_t why_size)
-{
-	const struct zcv_layout *l = &pool->layout;
-	const struct zcv_format_info *fi = zcv_format_lookup(l->fourcc);
-	uint32_t h = align_up32(l->height, c->height_align);
-
-	if (!fi)
-		return false;
-	for (unsigned p = 0; p < l->n_planes; p++) {
-		const struct zcv_plane_layout *pl = &l->planes[p];
-		uint64_t need = (uint64_t)pl->stride * zcv_format_plane_lines(fi, p, h);
-
-		if (c->stride_align > 1 && pl->stride % c->stride_align) {
-			snprintf(why, why_size, "plane %u stride %u is not a multiple of %u", p,
-				 pl->stride, c->stride_align);
-			return false;
-		}
-		if (c->min_plane_size[p] > need)
-			need = c->min_plane_size[p];
-		/* planes sharing a memory object must follow each other at the
-		 * aligned height, where a codec reads them */
-		if (p > 0 && h != l->height) {
-			const struct zcv_plane_layout *q = &l->planes[p - 1];
-			uint64_t at = (uint64_t)q->offset +
-				      (uint64_t)q->stride * zcv_format_plane_lines(fi, p - 1, h);
-
-			for (unsigned i = 0; i < pool->n_buffers; i++)
-				if (pool->buffers[i].plane_fd[p] ==
-					    pool->buffers[i].plane_fd[p - 1] &&
-				    pl->offset != at) {
-					snprintf(why, why_size,
-						 "it needs plane %u at offset %llu (%u lines), the "
-						 "pool has it at %u",
-						 p, (unsigned long long)at, h, pl->offset);
-					return false;
-				}
-		}
-		for (unsigned i = 0; i < pool->n_buffers; i++) {
-			const struct zcv_buffer *b = &pool->buffers[i];
-
-			if (b->fd_size[b->plane_fd[p]] < pl->offset + need) {
-				snprintf(why, why_size,
-					 "it needs %llu bytes for plane %u (%u lines), the pool's "
-					 "buffers have %llu",
-					 (unsigned long long)need, p, h,
-					 (unsigned long long)(b->fd_size[b->plane_fd[p]] -
-							      pl->offset));
-				return false;
-			}
-		}
-	}
-	return true;
-}
-
-/* Copy pool layout for a consumer: packed planes, its alignments. */
-static int copy_layout(const struct zcv_layout *src, const struct zcv_client_constraints *c,
-		       struct zcv_layout *ret)
-{
-	const struct zcv_format_info *fi = zcv_format_lookup(src->fourcc);
-	struct zcv_layout l = *src;
-	uint32_t h = align_up32(src->height, c->height_align);
-	uint64_t off = 0;
-
-	if (!fi)
-		return -EINVAL;
-	for (unsigned p = 0; p < l.n_planes; p++) {
-		uint64_t size;
-
-		l.planes[p].stride = align_up32(src->planes[p].stride, c->stride_align);
-		size = (uint64_t)l.planes[p].stride * zcv_format_plane_lines(fi, p, h);
-		if (c->min_plane_size[p] > size)
-			size = c->min_plane_size[p];
-		if (size > UINT32_MAX || off > UINT32_MAX)
-			return -EOVERFLOW;
-		l.planes[p].offset = (uint32_t)off;
-		l.planes[p].size = (uint32_t)size;
-		off += size;
-	}
-	l.size = off;
-	*ret = l;
-	return 0;
-}
-
 static int select_path(const struct zcv_pool *pool, uint32_t caps,
-		       const struct zcv_client_constraints *cons, char *why, size_t why_size)
+		       const struct zcv_constraints *cons, char *why, size_t why_size)
 {
 	why[0] = '\0';
 	if (caps & ZCV_CAP_NEEDS_COPY) {
@@ -386,12 +297,12 @@ static int select_path(const struct zcv_pool *pool, uint32_t caps,
 		return ZCV_PATH_COPY;
 	}
 	if (pool->kind == ZCV_MEMORY_DMABUF && (caps & ZCV_CAP_DMABUF)) {
-		if (!zcv_pool_meets(pool, cons, why, why_size))
+		if (zcv_pool_check(pool, cons, why, why_size) != ZCV_FIT_OK)
 			return ZCV_PATH_COPY;
 		return ZCV_PATH_DMABUF;
 	}
 	if (pool->kind == ZCV_MEMORY_MEMFD && (caps & ZCV_CAP_MEMFD)) {
-		if (!zcv_pool_meets(pool, cons, why, why_size))
+		if (zcv_pool_check(pool, cons, why, why_size) != ZCV_FIT_OK)
 			return ZCV_PATH_COPY;
 		return ZCV_PATH_MEMFD;
 	}
@@ -424,7 +335,7 @@ static unsigned hold_wanted(const struct consumer *c)
 {
 	unsigned cap = c->srv->cfg.max_hold;
 
-	return c->info.asked_hold ? ZCV_MIN(c->info.asked_hold, cap) : cap;
+	return c->info.constraints.hold ? ZCV_MIN(c->info.constraints.hold, cap) : cap;
 }
 
 /*
@@ -462,7 +373,7 @@ static int consumer_setup_path(struct consumer *c)
 			 srv->granted, srv->pool->n_buffers, srv->pool->n_buffers - total);
 	}
 	c->info.max_hold = want;
-	r = copy_layout(&srv->pool->layout, &c->info.constraints, &l);
+	r = zcv_constraints_layout(&c->info.constraints, &srv->pool->layout, &l);
 	if (r < 0)
 		return r;
 	/* one spare: a buffer to copy into whenever it may take a frame */
@@ -593,14 +504,10 @@ static void handle_hello(struct consumer *c, const struct zcv_msg_hello *h)
 	}
 	c->version = ZCV_MIN((unsigned)h->hdr.version, (unsigned)ZCV_PROTOCOL_VERSION);
 	c->caps = h->caps;
-	c->info.asked_hold = h->max_hold;
+	/* zero when an older client sent the shorter HELLO (recv zero-fills) */
+	zcv_msg_hello_get_constraints(h, &c->info.constraints);
 	/* until admission grants it: what it would get with budget to spare */
 	c->info.max_hold = hold_wanted(c);
-	/* zero when an older client sent the shorter HELLO (recv zero-fills) */
-	for (unsigned p = 0; p < ZCV_MAX_PLANES; p++)
-		c->info.constraints.min_plane_size[p] = h->min_plane_size[p];
-	c->info.constraints.stride_align = h->stride_align;
-	c->info.constraints.height_align = h->height_align;
 	c->info.hello_seen = true;
 	if (srv->cfg.defer_admission) {
 		if (srv->cbs.consumer_hello)
@@ -639,20 +546,17 @@ unsigned zcv_server_pending_count(struct zcv_server *srv)
 	return n;
 }
 
-void zcv_server_pending_constraints(struct zcv_server *srv, struct zcv_client_constraints *ret)
+void zcv_server_pending_constraints(struct zcv_server *srv, struct zcv_constraints *ret)
 {
-	struct zcv_client_constraints m = { 0 };
+	struct zcv_constraints m = { 0 };
 
 	for (struct consumer *c = srv->consumers; c; c = c->next) {
-		const struct zcv_client_constraints *k = &c->info.constraints;
+		const struct zcv_constraints *k = &c->info.constraints;
 
 		if (c->info.state != ZCV_CONSUMER_HANDSHAKE || !c->info.hello_seen ||
 		    (c->caps & ZCV_CAP_NEEDS_COPY))
 			continue;
-		for (unsigned p = 0; p < ZCV_MAX_PLANES; p++)
-			m.min_plane_size[p] = ZCV_MAX(m.min_plane_size[p], k->min_plane_size[p]);
-		m.stride_align = ZCV_MAX(m.stride_align, k->stride_align);
-		m.height_align = ZCV_MAX(m.height_align, k->height_align);
+		zcv_constraints_merge(&m, k);
 	}
 	*ret = m;
 }

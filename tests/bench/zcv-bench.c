@@ -236,7 +236,8 @@ static int consumer_main(int argc, char **argv)
 {
 	/* --consumer SOCKET REPORT MODE TOUCH CPU WARMUP MAXHOLD */
 	struct cons c = { 0 };
-	struct zcv_client_config cfg = { .name = "zcv-bench" };
+	struct zcv_client_config cfg = { .size = sizeof(struct zcv_client_config),
+					 .name = "zcv-bench" };
 	uint64_t deadline;
 	FILE *f;
 	int r;
@@ -249,14 +250,16 @@ static int consumer_main(int argc, char **argv)
 		fprintf(stderr, TOOL ": consumer cannot pin to CPU %s\n", argv[6]);
 	c.warmup = strtoull(argv[7], NULL, 10);
 	cfg.socket_path = argv[2];
-	cfg.max_hold = (unsigned)atoi(argv[8]);
-	cfg.caps = c.mode == MODE_COPY ? ZCV_CLIENT_CAP_NEEDS_COPY : 0;
+	cfg.constraints.hold = (unsigned)atoi(argv[8]);
+	cfg.caps = c.mode == MODE_COPY ? ZCV_CAP_NEEDS_COPY : 0;
 	cfg.no_map = c.mode == MODE_MAPFRAME;
-	r = zcv_client_connect(&cfg,
-			       &(struct zcv_client_callbacks){ .format = cons_format,
-							       .frame = cons_frame,
-							       .closed = cons_closed },
-			       &c, &c.cl);
+	r = zcv_client_connect(
+		&cfg,
+		&(struct zcv_client_callbacks){ .size = sizeof(struct zcv_client_callbacks),
+						.format = cons_format,
+						.frame = cons_frame,
+						.closed = cons_closed },
+		&c, &c.cl);
 	if (r < 0) {
 		fprintf(stderr, TOOL ": consumer cannot connect to %s: %s\n", argv[2],
 			strerror(-r));

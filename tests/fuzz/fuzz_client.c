@@ -262,12 +262,14 @@ static void on_closed(void *data, int error, const char *reason)
 }
 
 static const struct zcv_client_callbacks cbs = {
+	.size = sizeof(struct zcv_client_callbacks),
 	.format = on_format,
 	.frame = on_frame,
 	.closed = on_closed,
 };
 
 static const struct zcv_client_callbacks cbs_no_frame = {
+	.size = sizeof(struct zcv_client_callbacks),
 	.format = on_format,
 	.closed = on_closed,
 };
@@ -703,9 +705,9 @@ static unsigned count_maps(void)
 static void run_one(const uint8_t *data, size_t size, bool check)
 {
 	struct run *r = &run;
-	struct zcv_client_config cfg = { 0 };
-	static const uint32_t caps[] = { 0, ZCV_CLIENT_CAP_MEMFD, ZCV_CLIENT_CAP_DMABUF,
-					 ZCV_CLIENT_CAP_NEEDS_COPY | ZCV_CLIENT_CAP_MEMFD };
+	struct zcv_client_config cfg = { .size = sizeof(struct zcv_client_config) };
+	static const uint32_t caps[] = { 0, ZCV_CAP_MEMFD, ZCV_CAP_DMABUF,
+					 ZCV_CAP_NEEDS_COPY | ZCV_CAP_MEMFD };
 	int before = fuzz_count_fds(), after, ret;
 	union zcv_msg m;
 	int fds[ZCV_MSG_MAX_FDS];
@@ -719,7 +721,7 @@ static void run_one(const uint8_t *data, size_t size, bool check)
 	cfg.socket_path = sock_path;
 	cfg.name = "fuzz";
 	cfg.caps = caps[r->cfg.caps % 4];
-	cfg.max_hold = r->cfg.max_hold;
+	cfg.constraints.hold = r->cfg.max_hold;
 	cfg.no_map = r->cfg.flags & FC_CFG_NO_MAP;
 	ret = zcv_client_connect(&cfg, (r->cfg.flags & FC_CFG_NO_FRAME_CB) ? &cbs_no_frame : &cbs,
 				 r, &r->c);

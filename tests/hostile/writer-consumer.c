@@ -296,8 +296,9 @@ int main(int argc, char **argv)
 		{ "json", required_argument, NULL, 'j' },
 		{ 0 },
 	};
-	struct zcv_client_config cfg = { .name = TOOL };
-	struct zcv_client_callbacks cbs = { .format = on_format,
+	struct zcv_client_config cfg = { .size = sizeof(struct zcv_client_config), .name = TOOL };
+	struct zcv_client_callbacks cbs = { .size = sizeof(struct zcv_client_callbacks),
+					    .format = on_format,
 					    .frame = on_frame,
 					    .closed = on_closed };
 	static struct writer w;
@@ -314,7 +315,7 @@ int main(int argc, char **argv)
 			cfg.name = optarg;
 			break;
 		case 'c':
-			cfg.caps = ZCV_CLIENT_CAP_NEEDS_COPY | ZCV_CLIENT_CAP_MEMFD;
+			cfg.caps = ZCV_CAP_NEEDS_COPY | ZCV_CAP_MEMFD;
 			break;
 		case 'j':
 			json = optarg;

@@ -143,8 +143,9 @@ int main(int argc, char **argv)
 		{ "checksums", required_argument, NULL, 'x' },
 		{ 0 },
 	};
-	struct zcv_client_config cfg = { .name = TOOL };
-	struct zcv_client_callbacks cbs = { .format = on_format,
+	struct zcv_client_config cfg = { .size = sizeof(struct zcv_client_config), .name = TOOL };
+	struct zcv_client_callbacks cbs = { .size = sizeof(struct zcv_client_callbacks),
+					    .format = on_format,
 					    .frame = on_frame,
 					    .closed = on_closed };
 	struct tc t = { 0 };
@@ -174,7 +175,7 @@ int main(int argc, char **argv)
 			break;
 		case 'm':
 			tool_parse_uint(TOOL, "--max-hold", optarg, MAX_HELD - 1, &v);
-			cfg.max_hold = (unsigned)v;
+			cfg.constraints.hold = (unsigned)v;
 			break;
 		case 'v':
 			t.verify = true;
@@ -183,7 +184,7 @@ int main(int argc, char **argv)
 			zcv_pattern_from_name(optarg, &t.pattern);
 			break;
 		case 'c':
-			cfg.caps = ZCV_CLIENT_CAP_NEEDS_COPY | ZCV_CLIENT_CAP_MEMFD;
+			cfg.caps = ZCV_CAP_NEEDS_COPY | ZCV_CAP_MEMFD;
 			break;
 		case 'j':
 			stats_path = optarg;

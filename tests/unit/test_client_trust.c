@@ -92,6 +92,7 @@ static void sink_closed(void *data, int error, const char *reason)
 }
 
 static const struct zcv_client_callbacks sink_cbs = {
+	.size = sizeof(struct zcv_client_callbacks),
 	.format = sink_format,
 	.frame = sink_frame,
 	.closed = sink_closed,
@@ -154,7 +155,9 @@ static void fake_listen(struct fake *f)
  * its HELLO. */
 static void fake_start(struct fake *f, uint32_t caps)
 {
-	struct zcv_client_config cfg = { .caps = caps, .name = "victim" };
+	struct zcv_client_config cfg = { .size = sizeof(struct zcv_client_config),
+					 .caps = caps,
+					 .name = "victim" };
 	union zcv_msg m;
 	int fds[ZCV_MSG_MAX_FDS];
 	unsigned n = 0;
@@ -334,9 +337,9 @@ static void fake_expect_refusal(struct fake *f)
 
 static void refusal_case(uint16_t path, enum kind k, const char *why)
 {
-	uint32_t caps = path == ZCV_PATH_DMABUF ? ZCV_CLIENT_CAP_DMABUF :
-			path == ZCV_PATH_COPY   ? ZCV_CLIENT_CAP_NEEDS_COPY | ZCV_CLIENT_CAP_MEMFD :
-						  ZCV_CLIENT_CAP_MEMFD;
+	uint32_t caps = path == ZCV_PATH_DMABUF ? ZCV_CAP_DMABUF :
+			path == ZCV_PATH_COPY   ? ZCV_CAP_NEEDS_COPY | ZCV_CAP_MEMFD :
+						  ZCV_CAP_MEMFD;
 	struct fake f;
 	int fd, good;
 
@@ -870,7 +873,8 @@ static char read_status(int fd)
 
 static void test_foreign_producer(void **state)
 {
-	struct zcv_client_config cfg = { .name = "victim" };
+	struct zcv_client_config cfg = { .size = sizeof(struct zcv_client_config),
+					 .name = "victim" };
 	char dir[64] = "/tmp/zcv-trust-XXXXXX", path[128], expect[64];
 	struct sink s = { 0 };
 	struct zcv_client *c = (void *)0x1;

@@ -135,6 +135,7 @@ static void sink_closed(void *data, int error, const char *reason)
 }
 
 static const struct zcv_client_callbacks sink_cbs = {
+	.size = sizeof(struct zcv_client_callbacks),
 	.format = sink_format,
 	.frame = sink_frame,
 	.closed = sink_closed,
@@ -201,10 +202,11 @@ static struct sink *sink_connect(struct env *e, int i, uint32_t caps, unsigned m
 	struct sink *s = &e->sinks[i];
 	char name[16];
 	struct zcv_client_config cfg = {
+		.size = sizeof(struct zcv_client_config),
 		.socket_path = e->path,
 		.name = name,
 		.caps = caps,
-		.max_hold = max_hold,
+		.constraints.hold = max_hold,
 	};
 
 	snprintf(name, sizeof(name), "sink%d", i);
@@ -327,7 +329,7 @@ static void test_handshake(void **state)
 	assert_int_equal(info.max_hold, 3);
 
 	/* a second client asking for 1 gets 1; the stream id is the server's */
-	sink_connect(&e, 1, ZCV_CLIENT_CAP_MEMFD, 1, false);
+	sink_connect(&e, 1, ZCV_CAP_MEMFD, 1, false);
 	pump(&e);
 	assert_int_equal(e.sinks[1].fmt.max_hold, 1);
 	assert_memory_equal(e.sinks[1].fmt.stream_id, s->fmt.stream_id, 16);
@@ -651,10 +653,10 @@ static void test_copy_tier(void **state)
 	env_init(&e);
 	env_start(&e, NULL, 4);
 	fb = frame_bytes(&e.pool->layout);
-	a = sink_connect(&e, 0, ZCV_CLIENT_CAP_NEEDS_COPY, 0, false);
+	a = sink_connect(&e, 0, ZCV_CAP_NEEDS_COPY, 0, false);
 	b = sink_connect(&e, 1, 0, 0, true);
 	/* can only import DMA-BUF, the pool is memfd: copy too */
-	c = sink_connect(&e, 2, ZCV_CLIENT_CAP_DMABUF, 1, true);
+	c = sink_connect(&e, 2, ZCV_CAP_DMABUF, 1, true);
 	pump(&e);
 	assert_int_equal(a->fmt.path, 3);
 	assert_int_equal(b->fmt.path, 2);
@@ -701,8 +703,10 @@ static void test_copy_tier(void **state)
 static void test_constraints_admission(void **state)
 {
 	struct zcv_server_config cfg = { .defer_admission = true };
-	struct zcv_client_constraints k = { 0 }, need = { .stride_align = 16, .height_align = 64 };
-	struct zcv_client_config ccfg = { .name = "aligned", .caps = ZCV_CLIENT_CAP_MEMFD };
+	struct zcv_constraints k = { 0 }, need = { .stride_align = 16, .height_align = 64 };
+	struct zcv_client_config ccfg = { .size = sizeof(struct zcv_client_config),
+					  .name = "aligned",
+					  .caps = ZCV_CAP_MEMFD };
 	const struct zcv_format_info *fi;
 	struct zcv_consumer_info ia, ib;
 	struct sink *a, *b;
@@ -712,7 +716,7 @@ static void test_constraints_admission(void **state)
 	env_init(&e);
 	env_start(&e, &cfg, 4);
 	fi = zcv_format_lookup(e.pool->layout.fourcc);
-	assert_true(zcv_pool_meets(e.pool, &k, why, sizeof(why)));
+	assert_true(zcv_pool_check(e.pool, &k, why, sizeof(why)) == ZCV_FIT_OK);
 	a = sink_connect(&e, 0, 0, 0, false);
 	b = &e.sinks[1];
 	memset(b, 0, sizeof(*b));
@@ -729,7 +733,7 @@ static void test_constraints_admission(void **state)
 	assert_int_equal(k.height_align, 64);
 	assert_int_equal(k.stride_align, 16);
 	/* the test pool's height is not a multiple of 64 lines */
-	assert_false(zcv_pool_meets(e.pool, &k, why, sizeof(why)));
+	assert_false(zcv_pool_check(e.pool, &k, why, sizeof(why)) == ZCV_FIT_OK);
 	assert_int_equal(zcv_server_admit(e.srv), 2);
 	pump(&e);
 	assert_int_equal(a->fmt.path, 2);
@@ -811,7 +815,8 @@ static void test_addr_in_use(void **state)
 	assert_int_equal(zcv_server_create(&cfg, NULL, NULL, pool, &srv2), -ENAMETOOLONG);
 	/* no producer: the client says so */
 	{
-		struct zcv_client_config cc = { .socket_path = e.path };
+		struct zcv_client_config cc = { .size = sizeof(struct zcv_client_config),
+						.socket_path = e.path };
 		struct zcv_client *cl = NULL;
 
 		assert_int_equal(zcv_client_connect(&cc, NULL, NULL, &cl), -ENOENT);
@@ -832,7 +837,7 @@ static void test_set_pool(void **state)
 	env_start(&e, NULL, 6); /* budget 4: a and b zero-copy */
 	a = sink_connect(&e, 0, 0, 0, true);
 	b = sink_connect(&e, 1, 0, 0, false);
-	c = sink_connect(&e, 2, ZCV_CLIENT_CAP_NEEDS_COPY, 0, true);
+	c = sink_connect(&e, 2, ZCV_CAP_NEEDS_COPY, 0, true);
 	pump(&e);
 	assert_int_equal(produce(&e, 1), 3);
 	pump(&e);
@@ -939,7 +944,7 @@ struct fake {
 
 static void fake_start(struct fake *f, const struct zcv_client_config *ccfg_in)
 {
-	struct zcv_client_config ccfg = { 0 };
+	struct zcv_client_config ccfg = { .size = sizeof(struct zcv_client_config) };
 	union zcv_msg m;
 	int fds[ZCV_MSG_MAX_FDS];
 	unsigned n;
@@ -1162,7 +1167,8 @@ static void test_server_end(void **state)
 	zcv_server_end(e.srv, 0, "camera unplugged");
 	/* no one new gets in */
 	{
-		struct zcv_client_config cc = { .socket_path = e.path };
+		struct zcv_client_config cc = { .size = sizeof(struct zcv_client_config),
+						.socket_path = e.path };
 		struct zcv_client *cl = NULL;
 
 		assert_int_equal(zcv_client_connect(&cc, NULL, NULL, &cl), -ECONNREFUSED);

@@ -91,6 +91,7 @@ static void sink_closed(void *data, int error, const char *reason)
 }
 
 static const struct zcv_client_callbacks sink_cbs = {
+	.size = sizeof(struct zcv_client_callbacks),
 	.format = sink_format,
 	.frame = sink_frame,
 	.closed = sink_closed,
@@ -128,10 +129,11 @@ static struct sink *sink_connect(struct env *e, int i, uint32_t caps, unsigned m
 	struct sink *s = &e->sinks[i];
 	char name[16];
 	struct zcv_client_config cfg = {
+		.size = sizeof(struct zcv_client_config),
 		.socket_path = e->path,
 		.name = name,
 		.caps = caps,
-		.max_hold = max_hold,
+		.constraints.hold = max_hold,
 	};
 
 	snprintf(name, sizeof(name), "sink%d", i);
@@ -243,10 +245,10 @@ static void test_budget_grants(void **state)
 	assert_true(get_info(&e, 2, &ib));
 	assert_true(get_info(&e, 3, &ic));
 	assert_int_equal(ia.max_hold, 3);
-	assert_int_equal(ia.asked_hold, 0);
+	assert_int_equal(ia.constraints.hold, 0);
 	assert_string_equal(ia.path_reason, "");
 	assert_int_equal(ib.max_hold, 1);
-	assert_int_equal(ib.asked_hold, 2);
+	assert_int_equal(ib.constraints.hold, 2);
 	assert_int_equal(ic.path, ZCV_PATH_COPY);
 	assert_non_null(strstr(ic.path_reason, "budget is exhausted"));
 

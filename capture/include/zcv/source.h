@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <zcv/pattern.h>
 #include <zcv/pool.h>
+#include <zcv/stream.h>
 
 /*
  * A frame source owns a buffer pool and fills it. Runs on the caller's
@@ -60,14 +61,6 @@ uint64_t zcv_source_dropped(struct zcv_source *src);
  * (zcv_source_dropped counts both). */
 uint64_t zcv_source_starved(struct zcv_source *src);
 
-/* What the consumers known at start need of the pool's buffers (0: no
- * need): see struct zcv_client_constraints in <zcv/client.h>. */
-struct zcv_source_fit {
-	uint32_t min_plane_size[ZCV_MAX_PLANES]; /* bytes of plane p from its offset */
-	uint32_t stride_align;                   /* power of two; 0/1 none */
-	uint32_t height_align;                   /* planes laid out for ALIGN(h, this) lines */
-};
-
 /*
  * Before zcv_source_start(): reallocates the pool so its buffers satisfy
  * fit. V4L2: VIDIOC_CREATE_BUFS with larger sizes when only sizes fall
@@ -82,7 +75,7 @@ struct zcv_source_fit {
  * says why), -EBUSY (already started), or a driver errno (then the old
  * pool is still in use... or the source is unusable: see how).
  */
-int zcv_source_fit(struct zcv_source *src, const struct zcv_source_fit *fit, char *how,
+int zcv_source_fit(struct zcv_source *src, const struct zcv_constraints *fit, char *how,
 		   size_t how_size);
 
 /* Path description for stats: "memfd" or "dmabuf"/"copy" for V4L2. */

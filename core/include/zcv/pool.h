@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <zcv/format.h>
+#include <zcv/stream.h>
 
 #define ZCV_POOL_MAX_BUFFERS 32
 
@@ -32,9 +33,6 @@ struct zcv_buffer {
 };
 
 /* What a source knows of a frame it filled. */
-#define ZCV_FRAME_FLAG_ERROR (1u << 0) /* driver flagged the data as possibly corrupt */
-#define ZCV_FRAME_FLAG_LAST (1u << 1)  /* last frame of the stream */
-
 struct zcv_frame_meta {
 	uint64_t sequence;
 	uint64_t timestamp_ns;              /* CLOCK_MONOTONIC */
@@ -117,3 +115,12 @@ ZCV_EXPORT int zcv_pool_unhold(struct zcv_pool *pool, unsigned idx);
 
 /* Number of buffers in each state, for tests and stats. */
 ZCV_EXPORT unsigned zcv_pool_count(const struct zcv_pool *pool, enum zcv_buffer_state state);
+
+/*
+ * Whether every buffer of pool meets c: ZCV_FIT_OK; ZCV_FIT_SIZE when only
+ * sizes fall short (bigger buffers of the same layout would fit);
+ * ZCV_FIT_LAYOUT when a stride or a plane's place is wrong. When it does
+ * not fit, why gets a short sentence saying what is missing.
+ */
+int zcv_pool_check(const struct zcv_pool *pool, const struct zcv_constraints *c, char *why,
+		   size_t why_size);

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <zcv/format.h>
+#include <zcv/stream.h>
 
 /*
  * Consumer side of a zcv stream: the public API for custom sinks.
@@ -27,6 +28,21 @@
  * Hold frames briefly: the producer skips a consumer at its hold limit and
  * evicts one that holds a frame longer than its timeout (default 1 s).
  *
+ * Threads: zcv_client_release() may be called from any thread, at any
+ * time before zcv_client_destroy() (GStreamer, for one, drops buffers on
+ * its streaming threads); it may wait while dispatch runs the callbacks,
+ * so a callback must not wait for another thread's release. Everything
+ * else, destroy included, belongs to the thread that dispatches. A release
+ * from another thread that finds the socket full is queued: the
+ * dispatching thread sends it once it wakes (zcv_client_get_events() then
+ * asks for POLLOUT), so such a loop polls with a timeout.
+ *
+ * ABI: structs the caller passes in (config, callbacks) start with their
+ * size: set it to sizeof the struct. The library accepts the shorter
+ * structs of older headers (missing fields read as zero) and longer ones
+ * of newer headers as long as what it does not know is zero. Structs the
+ * library hands out (format, frame) only grow at their end.
+ *
  * Trust: the client trusts nothing the producer sends. The producer's
  * identity is checked at connect (SO_PEERCRED, see zcv_client_config);
  * on the DMA-BUF path only real DMA-BUFs are accepted, on the memfd and
@@ -40,7 +56,7 @@ struct zcv_client;
 /* Stream description, valid until the next format callback. */
 struct zcv_client_format {
 	uint8_t stream_id[16];
-	int path; /* 1 dmabuf, 2 memfd, 3 copy */
+	int path; /* enum zcv_path */
 	unsigned version;
 	struct zcv_layout layout;
 	uint64_t modifier;
@@ -57,18 +73,23 @@ struct zcv_client_frame {
 	uint64_t sequence;
 	uint64_t timestamp_ns; /* capture time, CLOCK_MONOTONIC */
 	uint64_t received_ns;  /* when dispatch read it, CLOCK_MONOTONIC */
-	uint32_t flags;        /* ZCV_FRAME_FLAG_ERROR = 1, ZCV_FRAME_FLAG_LAST = 2 */
+	uint32_t flags;        /* ZCV_FRAME_FLAG_* of <zcv/stream.h> */
 	unsigned n_planes;
 	const uint8_t *planes[ZCV_MAX_PLANES]; /* NULL when the client does not map */
 	uint32_t stride[ZCV_MAX_PLANES];
 	uint32_t bytesused[ZCV_MAX_PLANES];
 	/* Import handles: plane p lives in fd[p] (borrowed; owned by the client,
-	 * valid until the pool generation changes) at offset[p]. */
+	 * valid while the frame is held) at offset[p]; length[p] is the size of
+	 * the memory object fd[p] (what V4L2 DMABUF import calls length).
+	 * Read pixels between zcv_client_begin_access() and
+	 * zcv_client_end_access(). */
 	int fd[ZCV_MAX_PLANES];
 	uint32_t offset[ZCV_MAX_PLANES];
+	uint64_t length[ZCV_MAX_PLANES];
 };
 
 struct zcv_client_callbacks {
+	size_t size; /* sizeof(struct zcv_client_callbacks) */
 	/* Stream format and pool are known (first time, or a new generation);
 	 * all the generation's buffers have arrived. */
 	void (*format)(void *data, const struct zcv_client_format *fmt);
@@ -77,26 +98,6 @@ struct zcv_client_callbacks {
 	/* The producer ended the stream (error 0) or dropped us (negative errno)
 	 * or the connection broke. No callbacks follow. */
 	void (*closed)(void *data, int error, const char *reason);
-};
-
-#define ZCV_CLIENT_CAP_DMABUF (1u << 0)
-#define ZCV_CLIENT_CAP_MEMFD (1u << 1)
-#define ZCV_CLIENT_CAP_NEEDS_COPY (1u << 2)
-
-/*
- * What a sink needs of the buffers it imports, told to the producer at the
- * handshake (0 everywhere: no needs). A producer that allocates for its
- * consumers (zcv-capture with --wait-consumers) makes buffers that satisfy
- * every consumer present at start; a consumer whose needs the pool cannot
- * meet gets the copy tier, into a private pool laid out for it, and the
- * producer reports why.
- */
-struct zcv_client_constraints {
-	uint32_t min_plane_size[ZCV_MAX_PLANES]; /* bytes plane p needs from its offset */
-	uint32_t stride_align; /* strides a multiple of this (power of two, 0/1 none) */
-	uint32_t height_align; /* planes laid out for ALIGN(height, this) lines, one
-				* after another in a one-object buffer (hardware
-				* codecs' macroblock rows); power of two, 0/1 none */
 };
 
 /* Whom the client accepts as its producer (checked with SO_PEERCRED when
@@ -110,13 +111,17 @@ enum zcv_client_trust {
 };
 
 struct zcv_client_config {
-	const char *socket_path; /* NULL: the default path (see zcv_socket_default_path) */
+	size_t size;             /* sizeof(struct zcv_client_config) */
+	const char *socket_path; /* NULL: the default path ($XDG_RUNTIME_DIR/zcv/default.sock,
+				  * else /tmp/zcv-$UID/default.sock) */
 	const char *name;        /* shown in the producer's stats */
-	uint32_t caps;           /* 0: DMABUF | MEMFD */
-	unsigned max_hold;       /* 0: the producer's default */
+	uint32_t caps;           /* ZCV_CAP_*; 0: DMABUF | MEMFD */
 	bool no_map;             /* true: do not mmap (the sink imports fds itself) */
-	struct zcv_client_constraints constraints; /* zeroed: none */
-	/* Appended: who may be the producer; zeroed: same user or root. */
+	/* What the sink needs of the buffers (zeroed: nothing), and how many
+	 * frames it holds at once (hold; 0: the producer's default). The
+	 * producer grants at most what it can (zcv_client_format.max_hold). */
+	struct zcv_constraints constraints;
+	/* Who may be the producer; zeroed: same user or root. */
 	enum zcv_client_trust producer_trust;
 	uint32_t producer_uid; /* the extra uid of ZCV_TRUST_UID */
 };
@@ -124,7 +129,9 @@ struct zcv_client_config {
 /*
  * Connects, checks who the producer is (config.producer_trust) and sends
  * the handshake; the rest happens in dispatch.
- * Returns 0 or: -ENOENT (no socket there: is zcv-capture running?),
+ * Returns 0 or: -EINVAL (a config or callbacks struct without its size),
+ * -E2BIG (a field of a newer header set that this library does not know),
+ * -ENOENT (no socket there: is zcv-capture running?),
  * -ECONNREFUSED (stale socket), -EACCES (we may not connect, or the
  * producer refused us; or the producer runs as a user we do not trust:
  * then, and only then, the closed callback runs once before this returns,
@@ -134,8 +141,9 @@ ZCV_EXPORT int zcv_client_connect(const struct zcv_client_config *cfg,
 				  const struct zcv_client_callbacks *cbs, void *data,
 				  struct zcv_client **ret_client);
 
-/* Releases nothing on the wire (the producer reclaims on hang-up; queued
- * releases are dropped), unmaps, closes all fds. Accepts NULL. */
+/* Sends BYE (the producer reclaims what we held; queued releases are
+ * dropped), unmaps, closes all fds. Frames still held are gone with it:
+ * no release may be running or follow on another thread. Accepts NULL. */
 ZCV_EXPORT void zcv_client_destroy(struct zcv_client *c);
 
 /* The socket fd to poll (for zcv_client_get_events()); owned by the client. */
@@ -165,7 +173,8 @@ ZCV_EXPORT short zcv_client_get_events(struct zcv_client *c);
 ZCV_EXPORT int zcv_client_dispatch(struct zcv_client *c);
 
 /*
- * Hands a frame back. Never fails for a frame the sink holds: returns 0,
+ * Hands a frame back; callable from any thread (see "Threads" above).
+ * Never fails for a frame the sink holds: returns 0,
  * or -EINVAL for a frame not held (never delivered, or released already).
  * The frame's memory is the sink's no longer as soon as this returns.
  * When the socket is full the RELEASE message is queued (at most one per
@@ -194,5 +203,15 @@ ZCV_EXPORT const struct zcv_client_format *zcv_client_get_format(struct zcv_clie
  * their own. Returns as zcv_client_dispatch, or 0 on timeout. */
 ZCV_EXPORT int zcv_client_wait_dispatch(struct zcv_client *c, int timeout_ms);
 
-/* "dmabuf", "memfd", "copy" or "unknown" for a zcv_client_format.path. */
-ZCV_EXPORT const char *zcv_path_name(int path);
+/*
+ * CPU access bracket: call begin before reading a held frame's pixels
+ * through planes[] and end after (in pairs; nested brackets are fine). On
+ * the DMA-BUF path they are DMA_BUF_IOCTL_SYNC start/end on each memory
+ * object, so a cache that is not coherent with the device that wrote the
+ * frame is made so; on the memfd and copy paths they cost nothing.
+ * Returns 0, -EINVAL for a frame the sink does not hold, or the ioctl's
+ * negative errno (the pixels may then be stale; the bracket still needs
+ * its end).
+ */
+ZCV_EXPORT int zcv_client_begin_access(struct zcv_client *c, const struct zcv_client_frame *frame);
+ZCV_EXPORT int zcv_client_end_access(struct zcv_client *c, const struct zcv_client_frame *frame);

@@ -80,7 +80,7 @@ struct zcv_consumer_info {
 	pid_t pid;
 	uid_t uid;
 	enum zcv_consumer_state state;
-	int path;          /* enum zcv_path of the protocol */
+	int path;          /* enum zcv_path */
 	unsigned max_hold; /* granted: frames it may hold at once (0 before admission) */
 	unsigned held;     /* frames it holds now */
 	uint64_t frames_sent;
@@ -90,11 +90,10 @@ struct zcv_consumer_info {
 			  ... */
 	char end_reason[64];
 	/* Appended. */
-	bool hello_seen;                           /* its HELLO arrived */
-	struct zcv_client_constraints constraints; /* what it said it needs */
-	char path_reason[128];                     /* why it got the copy tier ("" otherwise) */
-	/* Appended. */
-	unsigned asked_hold; /* max_hold in its HELLO (0: the default) */
+	bool hello_seen;                    /* its HELLO arrived */
+	struct zcv_constraints constraints; /* what it said it needs; hold: what it
+					     * asked to hold (0: the default) */
+	char path_reason[128];              /* why it got the copy tier ("" otherwise) */
 };
 
 /* Both run inside dispatch/publish/set_pool/end, never inside destroy.
@@ -182,15 +181,7 @@ ZCV_EXPORT unsigned zcv_server_pending_count(struct zcv_server *srv);
 
 /* The constraints of all waiting consumers merged (largest sizes and
  * alignments). */
-ZCV_EXPORT void zcv_server_pending_constraints(struct zcv_server *srv,
-					       struct zcv_client_constraints *ret);
-
-/*
- * Whether buffers of pool satisfy constraints c; when not, why (a short
- * sentence) in why. For tools and tests.
- */
-ZCV_EXPORT bool zcv_pool_meets(const struct zcv_pool *pool, const struct zcv_client_constraints *c,
-			       char *why, size_t why_size);
+ZCV_EXPORT void zcv_server_pending_constraints(struct zcv_server *srv, struct zcv_constraints *ret);
 
 /* The buffer budget now: source buffers consumers may hold together
  * (n_buffers - source_reserve of the current pool, 0 when the pool is

@@ -356,12 +356,7 @@ static int try_out(struct zcv_encoder *e, uint32_t fourcc, uint32_t w, uint32_t 
 	return 0;
 }
 
-static uint32_t align_up(uint32_t v, uint32_t a)
-{
-	return (v + a - 1) / a * a;
-}
-
-int zcv_encoder_probe_needs(struct zcv_encoder *e, uint32_t fourcc, struct zcv_encoder_needs *ret)
+int zcv_encoder_probe_needs(struct zcv_encoder *e, uint32_t fourcc, struct zcv_constraints *ret)
 {
 	/* sizes whose rounding tells alignments from 2 to 64 apart */
 	static const uint32_t probes[][2] = {
@@ -386,7 +381,7 @@ int zcv_encoder_probe_needs(struct zcv_encoder *e, uint32_t fourcc, struct zcv_e
 		bool ok = true;
 
 		for (size_t i = 0; i < ZCV_ARRAY_SIZE(probes); i++)
-			if (got[i][0] == probes[i][0] && align_up(probes[i][1], a) != got[i][1])
+			if (got[i][0] == probes[i][0] && ZCV_ALIGN_UP(probes[i][1], a) != got[i][1])
 				ok = false;
 		if (ok) {
 			ha = a;
@@ -400,7 +395,7 @@ int zcv_encoder_probe_needs(struct zcv_encoder *e, uint32_t fourcc, struct zcv_e
 			uint32_t row =
 				fi ? zcv_format_plane_row_bytes(fi, 0, probes[i][0]) : probes[i][0];
 
-			if (got[i][2] && align_up(row, a) != got[i][2])
+			if (got[i][2] && ZCV_ALIGN_UP(row, a) != got[i][2])
 				ok = false;
 		}
 		if (ok) {

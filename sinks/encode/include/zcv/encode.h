@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <zcv/format.h>
+#include <zcv/stream.h>
 
 /*
  * Encode sink: feeds frames to a V4L2 stateful mem2mem encoder (the
@@ -25,15 +26,6 @@
  * negative errnos with a text from zcv_encoder_error().
  */
 struct zcv_encoder;
-
-/* What the encoder needs of the frames it imports, probed from the driver:
- * line strides a multiple of stride_align bytes, every plane laid out for
- * a height rounded up to height_align lines (the encoder reads the chroma
- * plane of a one-buffer format at stride * ALIGN(height, height_align)). */
-struct zcv_encoder_needs {
-	uint32_t stride_align;
-	uint32_t height_align;
-};
 
 struct zcv_encoder_config {
 	const char *device; /* /dev/videoN; NULL: the first mem2mem encoder found */
@@ -80,9 +72,13 @@ const char *zcv_encoder_card(struct zcv_encoder *enc);
 uint32_t zcv_encoder_codec(struct zcv_encoder *enc);
 
 /* Probes (TRY_FMT) what the encoder needs of raw frames in this fourcc
- * (0: NV12). Returns 0 or -EINVAL when it does not take that format. */
+ * (0: NV12): line strides a multiple of stride_align bytes, every plane
+ * laid out for a height rounded up to height_align lines (the encoder
+ * reads the chroma plane of a one-buffer format at stride *
+ * ALIGN(height, height_align)); other fields are left as they are.
+ * Returns 0 or -EINVAL when it does not take that format. */
 int zcv_encoder_probe_needs(struct zcv_encoder *enc, uint32_t fourcc,
-			    struct zcv_encoder_needs *ret_needs);
+			    struct zcv_constraints *ret_needs);
 
 enum zcv_encoder_memory {
 	ZCV_ENCODER_DMABUF = 1,  /* frames come as DMA-BUF fds */
