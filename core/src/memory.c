@@ -141,6 +141,20 @@ int zcv_dmabuf_sync_end(int fd, unsigned flags)
 	return dmabuf_sync(fd, DMA_BUF_SYNC_END | sync_rw(flags));
 }
 
+int zcv_dmabuf_access(const int *fds, unsigned n_fds, unsigned flags, bool begin)
+{
+	int r = 0;
+
+	for (unsigned f = 0; f < n_fds; f++) {
+		int k = begin ? zcv_dmabuf_sync_start(fds[f], flags) :
+				zcv_dmabuf_sync_end(fds[f], flags);
+
+		if (k < 0 && r == 0)
+			r = k;
+	}
+	return r;
+}
+
 void zcv_copied_bytes_add(uint64_t n)
 {
 	__atomic_add_fetch(&copied_bytes, n, __ATOMIC_RELAXED);

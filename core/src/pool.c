@@ -281,3 +281,13 @@ int zcv_pool_check(const struct zcv_pool *pool, const struct zcv_constraints *c,
 	}
 	return ret;
 }
+
+int zcv_buffer_begin_access(const struct zcv_buffer *buf, unsigned flags)
+{
+	return zcv_dmabuf_access(buf->fds, buf->n_fds, flags, true);
+}
+
+int zcv_buffer_end_access(const struct zcv_buffer *buf, unsigned flags)
+{
+	return zcv_dmabuf_access(buf->fds, buf->n_fds, flags, false);
+}

@@ -716,13 +716,7 @@ static int access_bracket(struct zcv_client *c, const struct zcv_client_frame *f
 	if (!b)
 		r = -EINVAL;
 	else if (g->fmt.path == ZCV_PATH_DMABUF)
-		for (unsigned f = 0; f < b->n_fds; f++) {
-			int k = begin ? zcv_dmabuf_sync_start(b->fds[f], ZCV_SYNC_READ) :
-					zcv_dmabuf_sync_end(b->fds[f], ZCV_SYNC_READ);
-
-			if (k < 0 && r == 0)
-				r = k;
-		}
+		r = zcv_dmabuf_access(b->fds, b->n_fds, ZCV_SYNC_READ, begin);
 	pthread_mutex_unlock(&c->lock);
 	return r;
 }

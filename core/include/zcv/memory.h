@@ -68,6 +68,13 @@ ZCV_EXPORT bool zcv_fd_is_dmabuf(int fd);
 ZCV_EXPORT int zcv_dmabuf_sync_start(int fd, unsigned flags);
 ZCV_EXPORT int zcv_dmabuf_sync_end(int fd, unsigned flags);
 
+/* The CPU access bracket of a buffer made of n_fds memory objects: starts
+ * (begin) or ends access on each of them, every one even after a failure.
+ * Returns 0 or the first negative errno. The one place that brackets:
+ * zcv_buffer_begin_access() for producers, zcv_client_begin_access() for
+ * consumers. */
+int zcv_dmabuf_access(const int *fds, unsigned n_fds, unsigned flags, bool begin);
+
 /* Bytes copied by zcv on the frame path in this process. Every place that
  * copies frame bytes calls zcv_copied_bytes_add(); tools report the total. */
 ZCV_EXPORT void zcv_copied_bytes_add(uint64_t n);

@@ -95,6 +95,13 @@ ZCV_EXPORT void zcv_pool_destroy(struct zcv_pool *pool);
  * writable mapping of a write-sealed memfd). */
 ZCV_EXPORT int zcv_pool_map(struct zcv_pool *pool, unsigned idx, int prot);
 
+/* CPU access bracket for the producer's mapping of buf (ZCV_SYNC_READ
+ * and/or ZCV_SYNC_WRITE of <zcv/memory.h>): DMA_BUF_IOCTL_SYNC on each of
+ * its DMA-BUFs, nothing for memfds. Returns 0 or the ioctl's negative
+ * errno (the bracket still needs its end). */
+int zcv_buffer_begin_access(const struct zcv_buffer *buf, unsigned flags);
+int zcv_buffer_end_access(const struct zcv_buffer *buf, unsigned flags);
+
 /* Pointer to plane p of a mapped buffer, or NULL when unmapped. */
 ZCV_EXPORT uint8_t *zcv_buffer_plane(const struct zcv_pool *pool, const struct zcv_buffer *buf,
 				     unsigned p);
