@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zcv/client.h>
-#include <zcv/log.h>
 
 static struct zcv_client *client;
 static unsigned long frames_left; /* 0: run until the stream ends */
@@ -43,15 +42,15 @@ static void on_format(void *data, const struct zcv_client_format *fmt)
 	       zcv_fourcc_str(fmt->layout.fourcc, fourcc), zcv_path_name(fmt->path));
 }
 
-/* The stream is over: say why when it did not end cleanly. The reason may
- * come from the producer, so it is sanitised before it meets a terminal. */
+/* The stream is over: say why when it did not end cleanly (the client
+ * library has made the producer's words printable). */
 static void on_closed(void *data, int error, const char *reason)
 {
 	(void)data;
 	if (!error)
 		return;
-	fprintf(stderr, "print-sink: the stream ended with an error: %s (%s)\n",
-		zcv_log_safe(reason), strerror(error < 0 && error > -4096 ? -error : EPROTO));
+	fprintf(stderr, "print-sink: the stream ended with an error: %s (%s)\n", reason,
+		strerror(error < 0 && error > -4096 ? -error : EPROTO));
 	told = true;
 }
 

@@ -447,7 +447,7 @@ int zcv_json_write(const struct zcv_json *j, FILE *f)
 	size_t len;
 	int r = zcv_json_get(j, &text, &len);
 
-	if (r < 0)
+	if (r != 0)
 		return r;
 	if (fwrite(text, 1, len, f) != len || fputc('\n', f) == EOF || fflush(f) != 0 || ferror(f))
 		return -EIO;

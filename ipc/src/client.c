@@ -236,7 +236,8 @@ static void finish(struct zcv_client *c, int result, int error, const char *reas
 		return;
 	c->result = result;
 	c->close_error = error;
-	snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason ? reason : "");
+	/* the producer's words among it: printable from here on */
+	zcv_log_sanitize(c->close_reason, sizeof(c->close_reason), reason ? reason : "");
 }
 
 /* The producer broke the protocol, or the connection broke: tell it why

@@ -57,41 +57,41 @@ struct zcv_json {
 
 /* Starts an empty document; flags 0 or ZCV_JSON_PRETTY. Allocates nothing
  * yet, so it cannot fail. */
-ZCV_EXPORT void zcv_json_init(struct zcv_json *j, unsigned flags);
+void zcv_json_init(struct zcv_json *j, unsigned flags);
 
 /* Frees the buffer; j may be re-initialised. Accepts NULL. */
-ZCV_EXPORT void zcv_json_finish(struct zcv_json *j);
+void zcv_json_finish(struct zcv_json *j);
 
-ZCV_EXPORT void zcv_json_begin_object(struct zcv_json *j);
-ZCV_EXPORT void zcv_json_end_object(struct zcv_json *j);
-ZCV_EXPORT void zcv_json_begin_array(struct zcv_json *j);
-ZCV_EXPORT void zcv_json_end_array(struct zcv_json *j);
+void zcv_json_begin_object(struct zcv_json *j);
+void zcv_json_end_object(struct zcv_json *j);
+void zcv_json_begin_array(struct zcv_json *j);
+void zcv_json_end_array(struct zcv_json *j);
 
 /* A member name inside an object; the next call must write its value.
  * NULL is a misuse (-EINVAL). */
-ZCV_EXPORT void zcv_json_key(struct zcv_json *j, const char *key);
+void zcv_json_key(struct zcv_json *j, const char *key);
 
 /* A string value, escaped as described above; NULL writes null. */
-ZCV_EXPORT void zcv_json_string(struct zcv_json *j, const char *s);
+void zcv_json_string(struct zcv_json *j, const char *s);
 /* The same for len bytes that may contain NUL (written as \u0000). */
-ZCV_EXPORT void zcv_json_string_len(struct zcv_json *j, const char *s, size_t len);
-ZCV_EXPORT void zcv_json_int(struct zcv_json *j, int64_t v);
-ZCV_EXPORT void zcv_json_uint(struct zcv_json *j, uint64_t v);
+void zcv_json_string_len(struct zcv_json *j, const char *s, size_t len);
+void zcv_json_int(struct zcv_json *j, int64_t v);
+void zcv_json_uint(struct zcv_json *j, uint64_t v);
 /* Shortest text that reads back as the same double; null for NaN/inf. */
-ZCV_EXPORT void zcv_json_double(struct zcv_json *j, double v);
+void zcv_json_double(struct zcv_json *j, double v);
 /* v with exactly `decimals` digits after the point (at most 17); null for
  * NaN/inf. For figures whose precision is known (fps, microseconds). */
-ZCV_EXPORT void zcv_json_fixed(struct zcv_json *j, double v, unsigned decimals);
-ZCV_EXPORT void zcv_json_bool(struct zcv_json *j, bool v);
-ZCV_EXPORT void zcv_json_null(struct zcv_json *j);
+void zcv_json_fixed(struct zcv_json *j, double v, unsigned decimals);
+void zcv_json_bool(struct zcv_json *j, bool v);
+void zcv_json_null(struct zcv_json *j);
 
 /* key + value in one call, for the common object member. */
-ZCV_EXPORT void zcv_json_kv_string(struct zcv_json *j, const char *key, const char *s);
-ZCV_EXPORT void zcv_json_kv_int(struct zcv_json *j, const char *key, int64_t v);
-ZCV_EXPORT void zcv_json_kv_uint(struct zcv_json *j, const char *key, uint64_t v);
-ZCV_EXPORT void zcv_json_kv_double(struct zcv_json *j, const char *key, double v);
-ZCV_EXPORT void zcv_json_kv_fixed(struct zcv_json *j, const char *key, double v, unsigned decimals);
-ZCV_EXPORT void zcv_json_kv_bool(struct zcv_json *j, const char *key, bool v);
+void zcv_json_kv_string(struct zcv_json *j, const char *key, const char *s);
+void zcv_json_kv_int(struct zcv_json *j, const char *key, int64_t v);
+void zcv_json_kv_uint(struct zcv_json *j, const char *key, uint64_t v);
+void zcv_json_kv_double(struct zcv_json *j, const char *key, double v);
+void zcv_json_kv_fixed(struct zcv_json *j, const char *key, double v, unsigned decimals);
+void zcv_json_kv_bool(struct zcv_json *j, const char *key, bool v);
 
 /*
  * Appends the members of src, a complete document whose root is an
@@ -100,10 +100,10 @@ ZCV_EXPORT void zcv_json_kv_bool(struct zcv_json *j, const char *key, bool v);
  * writes the enclosing object (zcv_stats_write_json's extra). src's error,
  * if any, becomes j's; a src that is not a complete object is -EINVAL.
  */
-ZCV_EXPORT void zcv_json_merge_object(struct zcv_json *j, const struct zcv_json *src);
+void zcv_json_merge_object(struct zcv_json *j, const struct zcv_json *src);
 
 /* The first error so far (0: none). */
-ZCV_EXPORT int zcv_json_error(const struct zcv_json *j);
+int zcv_json_error(const struct zcv_json *j);
 
 /*
  * The finished document: NUL-terminated text owned by j, valid until the
@@ -111,11 +111,11 @@ ZCV_EXPORT int zcv_json_error(const struct zcv_json *j);
  * document is incomplete (no root value, or a container still open);
  * ret_* untouched on failure.
  */
-ZCV_EXPORT int zcv_json_get(const struct zcv_json *j, const char **ret_text, size_t *ret_len);
+int zcv_json_get(const struct zcv_json *j, const char **ret_text, size_t *ret_len);
 
 /* The finished document and a newline to f. Returns 0, as zcv_json_get,
  * or -EIO when f reports a write error. */
-ZCV_EXPORT int zcv_json_write(const struct zcv_json *j, FILE *f);
+int zcv_json_write(const struct zcv_json *j, FILE *f);
 
 /*
  * The finished document to a file at path, replaced atomically (written to
@@ -123,4 +123,4 @@ ZCV_EXPORT int zcv_json_write(const struct zcv_json *j, FILE *f);
  * document. Returns 0, as zcv_json_get (then nothing is created), or the
  * negative errno of creating/writing/renaming (-EIO for a failed write).
  */
-ZCV_EXPORT int zcv_json_write_file(const struct zcv_json *j, const char *path);
+int zcv_json_write_file(const struct zcv_json *j, const char *path);

@@ -11,9 +11,9 @@ enum zcv_log_level { ZCV_LOG_ERROR = 0, ZCV_LOG_WARN, ZCV_LOG_INFO, ZCV_LOG_DEBU
  * zcv_log() prints the formatted line through the same escaping as
  * zcv_log_sanitize(), so a peer's text in a log line cannot drive the
  * terminal. */
-ZCV_EXPORT void zcv_log_set_level(enum zcv_log_level level);
-ZCV_EXPORT enum zcv_log_level zcv_log_get_level(void);
-ZCV_EXPORT void zcv_log(enum zcv_log_level level, const char *fmt, ...)
+void zcv_log_set_level(enum zcv_log_level level);
+enum zcv_log_level zcv_log_get_level(void);
+void zcv_log(enum zcv_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 #define zcv_debug(...) zcv_log(ZCV_LOG_DEBUG, __VA_ARGS__)
@@ -34,7 +34,7 @@ ZCV_EXPORT void zcv_log(enum zcv_log_level level, const char *fmt, ...)
  * a character). NULL prints as "(null)". Returns buf ("" when size is 0).
  * Pure function: no locale, no allocation; any thread.
  */
-ZCV_EXPORT const char *zcv_log_sanitize(char *buf, size_t size, const char *s);
+const char *zcv_log_sanitize(char *buf, size_t size, const char *s);
 
 /* zcv_log_sanitize() into a buffer that lives until the end of the
  * enclosing block: fprintf(stderr, "'%s'\n", zcv_log_safe(name)). Up to

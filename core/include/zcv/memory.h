@@ -25,7 +25,7 @@
  * negative errno (-EINVAL for size 0, or what memfd_create/ftruncate/fcntl
  * said).
  */
-ZCV_EXPORT int zcv_memfd_create(const char *name, uint64_t size);
+int zcv_memfd_create(const char *name, uint64_t size);
 
 /*
  * Makes a memfd read-only for everyone from now on by adding
@@ -37,7 +37,7 @@ ZCV_EXPORT int zcv_memfd_create(const char *name, uint64_t size);
  * Returns 0 or the negative errno of fcntl (-EPERM when F_SEAL_SEAL was
  * set without these seals, -EINVAL for an fd that is not a memfd).
  */
-ZCV_EXPORT int zcv_memfd_seal_readonly(int fd);
+int zcv_memfd_seal_readonly(int fd);
 
 /*
  * Checks that fd (borrowed) is a memfd of at least min_size bytes that a
@@ -47,17 +47,17 @@ ZCV_EXPORT int zcv_memfd_seal_readonly(int fd);
  * missing, -EMSGSIZE when too small, or the errno of fstat/fcntl (-EINVAL
  * for an fd that is not a memfd).
  */
-ZCV_EXPORT int zcv_memfd_check_sealed(int fd, uint64_t min_size, uint64_t *ret_size);
+int zcv_memfd_check_sealed(int fd, uint64_t min_size, uint64_t *ret_size);
 
 /* Size of whatever fd (borrowed) refers to: a DMA-BUF's size comes from
  * lseek(SEEK_END), a memfd's from fstat. Returns 0 or a negative errno. */
-ZCV_EXPORT int zcv_fd_size(int fd, uint64_t *ret_size);
+int zcv_fd_size(int fd, uint64_t *ret_size);
 
 /* True when fd (borrowed) is a DMA-BUF: it lives on the kernel's dmabuf
  * file system (fstatfs: DMA_BUF_MAGIC) and its /proc/self/fdinfo names an
  * exporter ("exp_name"). Neither can be faked with a file, a memfd, a pipe
  * or a socket. */
-ZCV_EXPORT bool zcv_fd_is_dmabuf(int fd);
+bool zcv_fd_is_dmabuf(int fd);
 
 /* CPU access bracketing for DMA-BUF mappings. flags: ZCV_SYNC_READ,
  * ZCV_SYNC_WRITE or both. fd is borrowed. On a non-DMA-BUF fd (memfd) these
@@ -65,8 +65,8 @@ ZCV_EXPORT bool zcv_fd_is_dmabuf(int fd);
  * (retried on EINTR/EAGAIN). */
 #define ZCV_SYNC_READ 1u
 #define ZCV_SYNC_WRITE 2u
-ZCV_EXPORT int zcv_dmabuf_sync_start(int fd, unsigned flags);
-ZCV_EXPORT int zcv_dmabuf_sync_end(int fd, unsigned flags);
+int zcv_dmabuf_sync_start(int fd, unsigned flags);
+int zcv_dmabuf_sync_end(int fd, unsigned flags);
 
 /* The CPU access bracket of a buffer made of n_fds memory objects: starts
  * (begin) or ends access on each of them, every one even after a failure.
@@ -77,8 +77,8 @@ int zcv_dmabuf_access(const int *fds, unsigned n_fds, unsigned flags, bool begin
 
 /* Bytes copied by zcv on the frame path in this process. Every place that
  * copies frame bytes calls zcv_copied_bytes_add(); tools report the total. */
-ZCV_EXPORT void zcv_copied_bytes_add(uint64_t n);
-ZCV_EXPORT uint64_t zcv_copied_bytes_get(void);
+void zcv_copied_bytes_add(uint64_t n);
+uint64_t zcv_copied_bytes_get(void);
 
 /* memcpy of frame bytes that counts them in zcv_copied_bytes. */
-ZCV_EXPORT void zcv_frame_copy(void *dst, const void *src, size_t n);
+void zcv_frame_copy(void *dst, const void *src, size_t n);

@@ -64,7 +64,7 @@ struct zcv_pool {
  * Returns 0 or -EINVAL (n is 0 or above ZCV_POOL_MAX_BUFFERS, invalid
  * layout), -ENOMEM, or a memfd/mmap error.
  */
-ZCV_EXPORT int zcv_pool_create_memfd(const struct zcv_layout *layout, unsigned n,
+int zcv_pool_create_memfd(const struct zcv_layout *layout, unsigned n,
 				     uint32_t generation, struct zcv_pool **ret_pool);
 
 /*
@@ -72,7 +72,7 @@ ZCV_EXPORT int zcv_pool_create_memfd(const struct zcv_layout *layout, unsigned n
  * buffer its fds with zcv_pool_set_fds() (e.g. V4L2 EXPBUF).
  * Returns 0, -EINVAL or -ENOMEM.
  */
-ZCV_EXPORT int zcv_pool_create_empty(const struct zcv_layout *layout, unsigned n,
+int zcv_pool_create_empty(const struct zcv_layout *layout, unsigned n,
 				     uint32_t generation, enum zcv_memory_kind kind,
 				     struct zcv_pool **ret_pool);
 
@@ -82,18 +82,18 @@ ZCV_EXPORT int zcv_pool_create_empty(const struct zcv_layout *layout, unsigned n
  * plane p lives in. Returns 0 or -EINVAL (bad index/count/mapping, a
  * plane that does not fit its fd), or the error of sizing an fd.
  */
-ZCV_EXPORT int zcv_pool_set_fds(struct zcv_pool *pool, unsigned idx, unsigned n_fds, const int *fds,
+int zcv_pool_set_fds(struct zcv_pool *pool, unsigned idx, unsigned n_fds, const int *fds,
 				const uint8_t *plane_fd);
 
 /* Unmaps and closes everything. Accepts NULL. */
-ZCV_EXPORT void zcv_pool_destroy(struct zcv_pool *pool);
+void zcv_pool_destroy(struct zcv_pool *pool);
 
 /* Maps every fd of buffer idx once (MAP_SHARED, prot PROT_READ|PROT_WRITE
  * for the producer). Later calls return the existing mapping, whatever
  * prot they ask for (a memfd pool's buffers are mapped writable from its
  * creation). Returns 0, -EINVAL or the errno of mmap (-EPERM for a
  * writable mapping of a write-sealed memfd). */
-ZCV_EXPORT int zcv_pool_map(struct zcv_pool *pool, unsigned idx, int prot);
+int zcv_pool_map(struct zcv_pool *pool, unsigned idx, int prot);
 
 /* CPU access bracket for the producer's mapping of buf (ZCV_SYNC_READ
  * and/or ZCV_SYNC_WRITE of <zcv/memory.h>): DMA_BUF_IOCTL_SYNC on each of
@@ -103,12 +103,12 @@ int zcv_buffer_begin_access(const struct zcv_buffer *buf, unsigned flags);
 int zcv_buffer_end_access(const struct zcv_buffer *buf, unsigned flags);
 
 /* Pointer to plane p of a mapped buffer, or NULL when unmapped. */
-ZCV_EXPORT uint8_t *zcv_buffer_plane(const struct zcv_pool *pool, const struct zcv_buffer *buf,
+uint8_t *zcv_buffer_plane(const struct zcv_pool *pool, const struct zcv_buffer *buf,
 				     unsigned p);
 
 /* Takes a FREE buffer for the producer to fill (state PRODUCER), lowest
  * index first. Returns NULL when none is free. */
-ZCV_EXPORT struct zcv_buffer *zcv_pool_acquire(struct zcv_pool *pool);
+struct zcv_buffer *zcv_pool_acquire(struct zcv_pool *pool);
 
 /* Publication accounting, used by the server:
  * zcv_pool_lend() moves a PRODUCER buffer to LENT with `holders` holders
@@ -117,11 +117,11 @@ ZCV_EXPORT struct zcv_buffer *zcv_pool_acquire(struct zcv_pool *pool);
  * zcv_pool_hold()/zcv_pool_unhold() adjust the holder count of a LENT
  * buffer; the unhold that drops it to 0 sets FREE and calls on_free.
  * unhold returns the remaining holders, or -EINVAL when not held. */
-ZCV_EXPORT int zcv_pool_lend(struct zcv_pool *pool, unsigned idx, unsigned holders);
-ZCV_EXPORT int zcv_pool_unhold(struct zcv_pool *pool, unsigned idx);
+int zcv_pool_lend(struct zcv_pool *pool, unsigned idx, unsigned holders);
+int zcv_pool_unhold(struct zcv_pool *pool, unsigned idx);
 
 /* Number of buffers in each state, for tests and stats. */
-ZCV_EXPORT unsigned zcv_pool_count(const struct zcv_pool *pool, enum zcv_buffer_state state);
+unsigned zcv_pool_count(const struct zcv_pool *pool, enum zcv_buffer_state state);
 
 /*
  * Whether every buffer of pool meets c: ZCV_FIT_OK; ZCV_FIT_SIZE when only

@@ -19,11 +19,11 @@ struct zcv_latency {
 };
 
 /* limit 0 means the default (1,000,000 samples). */
-ZCV_EXPORT void zcv_latency_init(struct zcv_latency *l, size_t limit);
-ZCV_EXPORT void zcv_latency_finish(struct zcv_latency *l);
-ZCV_EXPORT void zcv_latency_add(struct zcv_latency *l, uint64_t ns);
+void zcv_latency_init(struct zcv_latency *l, size_t limit);
+void zcv_latency_finish(struct zcv_latency *l);
+void zcv_latency_add(struct zcv_latency *l, uint64_t ns);
 /* q in [0,1]; nearest-rank percentile in ns; 0 when empty. Sorts in place. */
-ZCV_EXPORT uint64_t zcv_latency_percentile(struct zcv_latency *l, double q);
+uint64_t zcv_latency_percentile(struct zcv_latency *l, double q);
 
 struct zcv_stats {
 	uint64_t frames;           /* frames received / handled */
@@ -34,15 +34,15 @@ struct zcv_stats {
 	struct zcv_latency latency;
 };
 
-ZCV_EXPORT void zcv_stats_init(struct zcv_stats *s);
-ZCV_EXPORT void zcv_stats_finish(struct zcv_stats *s);
+void zcv_stats_init(struct zcv_stats *s);
+void zcv_stats_finish(struct zcv_stats *s);
 /* Frames per second between the first and last frame; 0 with < 2 frames. */
-ZCV_EXPORT double zcv_stats_fps(const struct zcv_stats *s);
+double zcv_stats_fps(const struct zcv_stats *s);
 
 /* Adds the contract's members (frames, dropped, fps, path, copied_bytes,
  * latency_us {p50, p99, max}) to the object open in j. Sorts the latency
  * samples. */
-ZCV_EXPORT void zcv_stats_add_json(struct zcv_stats *s, struct zcv_json *j);
+void zcv_stats_add_json(struct zcv_stats *s, struct zcv_json *j);
 
 /*
  * Writes the stats object to f: the contract's members, then the members
@@ -52,9 +52,9 @@ ZCV_EXPORT void zcv_stats_add_json(struct zcv_stats *s, struct zcv_json *j);
  * document's structure. Returns 0, -ENOMEM, -EINVAL (extra is not a
  * complete object, or holds a misuse), or -EIO when f fails.
  */
-ZCV_EXPORT int zcv_stats_write_json(struct zcv_stats *s, FILE *f, const struct zcv_json *extra);
+int zcv_stats_write_json(struct zcv_stats *s, FILE *f, const struct zcv_json *extra);
 
 /* Same, to a file at path, replaced atomically via a temp file beside it
  * (zcv_json_write_file); also the errno of creating/renaming it. */
-ZCV_EXPORT int zcv_stats_write_json_file(struct zcv_stats *s, const char *path,
+int zcv_stats_write_json_file(struct zcv_stats *s, const char *path,
 					 const struct zcv_json *extra);

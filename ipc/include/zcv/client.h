@@ -96,7 +96,9 @@ struct zcv_client_callbacks {
 	/* A frame; call zcv_client_release() when done with it. */
 	void (*frame)(void *data, const struct zcv_client_frame *frame);
 	/* The producer ended the stream (error 0) or dropped us (negative errno)
-	 * or the connection broke. No callbacks follow. */
+	 * or the connection broke. reason is printable text (control and
+	 * invalid UTF-8 bytes of the producer's words escaped), safe to print
+	 * as is. No callbacks follow. */
 	void (*closed)(void *data, int error, const char *reason);
 };
 
