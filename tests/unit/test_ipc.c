@@ -16,6 +16,7 @@
 #include <grp.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <pthread.h>
 #include <cmocka.h>
 #include <zcv/client.h>
 #include <zcv/memory.h>
@@ -1382,6 +1383,184 @@ static void test_slow_consumer(void **state)
 	env_finish(&e);
 }
 
+/* Frames released from other threads while the dispatching thread runs:
+ * GStreamer drops buffers on its streaming threads. Every release lands
+ * (the producer gets every buffer back), a frame released twice at once
+ * is released once. */
+struct releaser {
+	struct sink *s;
+	const struct zcv_client_frame *frames;
+	unsigned n;
+	int results[MAX_HELD];
+	int *done;
+};
+
+static void *release_thread(void *data)
+{
+	struct releaser *r = data;
+
+	for (unsigned i = 0; i < r->n; i++)
+		r->results[i] = zcv_client_release(r->s->c, &r->frames[i]);
+	__atomic_add_fetch(r->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void test_release_any_thread(void **state)
+{
+	struct zcv_server_config cfg = { .max_hold = 8, .source_reserve = 1 };
+	struct env e;
+	struct sink *s;
+	uint64_t seq = 0;
+
+	env_init(&e);
+	env_start(&e, &cfg, 9);
+	s = sink_connect(&e, 0, ZCV_CAP_MEMFD, 8, true);
+	pump(&e);
+	assert_int_equal(s->fmt.max_hold, 8);
+	for (int round = 0; round < 40; round++) {
+		struct zcv_client_frame frames[8];
+		struct releaser rel[4];
+		pthread_t th[4];
+		int done = 0, zero = 0, inval = 0;
+
+		for (int i = 0; i < 8; i++)
+			assert_int_equal(produce(&e, seq++), 1);
+		pump(&e);
+		assert_int_equal(s->n_held, 8);
+		memcpy(frames, s->held, sizeof(frames));
+		s->n_held = 0;
+		/* threads 0-2 release frames 0-5, two each; thread 3 races
+		 * thread 2 for frames 4 and 5 */
+		for (int t = 0; t < 4; t++) {
+			rel[t] = (struct releaser){ .s = s, .n = 2, .done = &done };
+			rel[t].frames = &frames[t < 3 ? 2 * t : 4];
+			assert_int_equal(pthread_create(&th[t], NULL, release_thread, &rel[t]), 0);
+		}
+		/* the dispatching thread goes on meanwhile */
+		while (__atomic_load_n(&done, __ATOMIC_ACQUIRE) < 4) {
+			assert_int_equal(zcv_client_dispatch(s->c), 0);
+			assert_int_equal(zcv_server_dispatch(e.srv), 0);
+		}
+		for (int t = 0; t < 4; t++)
+			assert_int_equal(pthread_join(th[t], NULL), 0);
+		for (int t = 0; t < 4; t++)
+			for (unsigned i = 0; i < 2; i++) {
+				if (t < 2)
+					assert_int_equal(rel[t].results[i], 0);
+				zero += rel[t].results[i] == 0;
+				inval += rel[t].results[i] == -EINVAL;
+			}
+		assert_int_equal(zero, 6);
+		assert_int_equal(inval, 2);
+		/* the last two from this thread */
+		assert_int_equal(zcv_client_release(s->c, &frames[6]), 0);
+		assert_int_equal(zcv_client_release(s->c, &frames[7]), 0);
+		assert_int_equal(zcv_client_held(s->c), 0);
+		pump(&e);
+		assert_int_equal(zcv_pool_count(e.pool, ZCV_BUFFER_FREE), 9);
+	}
+	assert_int_equal(e.freed, 40 * 8);
+	assert_int_equal(s->result, 0);
+	env_finish(&e);
+}
+
+/* Size-prefixed config and callbacks: an older caller's shorter struct
+ * works with the missing fields zero; a newer caller's longer one works
+ * when the unknown tail is zero and is refused (-E2BIG) when it asks for
+ * something; no size at all is -EINVAL. No fd is left behind by a
+ * refusal. */
+static void test_struct_sizes(void **state)
+{
+	struct env e;
+	struct {
+		struct zcv_client_config cfg;
+		uint64_t future;
+	} big = { .cfg = { .size = sizeof(big) } };
+	struct {
+		struct zcv_client_callbacks cbs;
+		void (*future)(void);
+	} bigcb = { .cbs = sink_cbs };
+	struct zcv_client_config cfg = { .size = 0 };
+	struct zcv_client_callbacks cbs = sink_cbs;
+	struct zcv_client *c = NULL;
+	struct sink *s = &e.sinks[0];
+
+	env_init(&e);
+	env_start(&e, NULL, 2);
+	cfg.socket_path = e.path;
+	assert_int_equal(zcv_client_connect(&cfg, &sink_cbs, s, &c), -EINVAL);
+	cfg.size = sizeof(cfg);
+	cbs.size = 0;
+	assert_int_equal(zcv_client_connect(&cfg, &cbs, s, &c), -EINVAL);
+	assert_null(c);
+
+	big.cfg.socket_path = e.path;
+	big.future = 1;
+	assert_int_equal(zcv_client_connect(&big.cfg, &sink_cbs, s, &c), -E2BIG);
+	bigcb.cbs.size = sizeof(bigcb);
+	bigcb.future = (void (*)(void))test_struct_sizes;
+	assert_int_equal(zcv_client_connect(&cfg, &bigcb.cbs, s, &c), -E2BIG);
+	assert_null(c);
+
+	/* a newer header's struct with nothing new asked for */
+	big.future = 0;
+	bigcb.future = NULL;
+	memset(s, 0, sizeof(*s));
+	assert_int_equal(zcv_client_connect(&big.cfg, &bigcb.cbs, s, &s->c), 0);
+	pump(&e);
+	assert_int_equal(s->formats, 1);
+	sink_drop(s);
+
+	/* an older header's struct that ends before the trust fields: the
+	 * default trust (same user) applies */
+	cfg.size = offsetof(struct zcv_client_config, producer_trust);
+	cfg.producer_trust = 99; /* beyond the size: never read */
+	memset(s, 0, sizeof(*s));
+	assert_int_equal(zcv_client_connect(&cfg, &sink_cbs, s, &s->c), 0);
+	pump(&e);
+	assert_int_equal(s->formats, 1);
+	assert_int_equal(produce(&e, 0), 1);
+	pump(&e);
+	assert_int_equal(s->n_frames, 1);
+	env_finish(&e);
+}
+
+/* length[] is the size of each plane's memory object (what an importer
+ * passes as V4L2 DMABUF length); the CPU-access bracket takes held frames
+ * only. */
+static void test_frame_length_access(void **state)
+{
+	struct env e;
+	struct sink *s;
+	struct stat st;
+
+	env_init(&e);
+	env_start(&e, NULL, 3);
+	s = sink_connect(&e, 0, ZCV_CAP_MEMFD, 2, true);
+	pump(&e);
+	assert_int_equal(produce(&e, 0), 1);
+	pump(&e);
+	assert_int_equal(s->n_held, 1);
+	for (unsigned p = 0; p < s->held[0].n_planes; p++) {
+		assert_int_equal(fstat(s->held[0].fd[p], &st), 0);
+		assert_int_equal(s->held[0].length[p], (uint64_t)st.st_size);
+		assert_true(s->held[0].length[p] >=
+			    s->held[0].offset[p] + s->fmt.layout.planes[p].size);
+	}
+	assert_int_equal(s->held[0].length[0], e.pool->buffers[0].fd_size[0]);
+	assert_int_equal(zcv_client_begin_access(s->c, &s->held[0]), 0);
+	assert_int_equal(zcv_client_end_access(s->c, &s->held[0]), 0);
+	assert_int_equal(zcv_client_begin_access(s->c, NULL), -EINVAL);
+	{
+		struct zcv_client_frame f = s->held[0];
+
+		sink_release_all(s);
+		assert_int_equal(zcv_client_begin_access(s->c, &f), -EINVAL);
+		assert_int_equal(zcv_client_end_access(s->c, &f), -EINVAL);
+	}
+	env_finish(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1407,6 +1586,9 @@ int main(void)
 		T(test_consumer_limits),
 		T(test_peer_policy),
 		T(test_slow_consumer),
+		T(test_release_any_thread),
+		T(test_struct_sizes),
+		T(test_frame_length_access),
 #undef T
 	};
 
