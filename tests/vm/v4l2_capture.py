@@ -190,7 +190,14 @@ def main():
     try:
         nodes = vivid_nodes()
         check(0 in nodes and 1 in nodes, f"two vivid capture nodes: {nodes}")
-        print(env.run("zcv-capture", "--list").stdout)
+        listing = env.run("zcv-capture", "--list").stdout
+        print(listing)
+        # each device's section: its header line and the indented lines below
+        for inst, api in ((0, "single"), (1, "multi")):
+            sec = listing.split(nodes[inst] + ":", 1)[1].split("\n/dev/", 1)[0] if nodes[inst] + ":" in listing else ""
+            fmts = [ln.split()[0] for ln in sec.splitlines()[1:] if ln.startswith("  ") and not ln.startswith("  input")]
+            check(f"{api}-planar API" in sec and "YUYV" in fmts and "NV12" in fmts,
+                  f"--list shows vivid {inst}'s formats ({api}-planar API): {fmts}")
         fps = [0]
         # ZCV_VM_PARTS=errors runs only the quick checks (while developing)
         quick = os.environ.get("ZCV_VM_PARTS") == "errors"
