@@ -8,6 +8,8 @@
 #include <sys/signalfd.h>
 #include <zcv/client.h>
 #include <zcv/format.h>
+#include <zcv/sink.h>
+#include <zcv/sink_stats.h>
 #include "tool_common.h"
 
 int tool_parse_uint(const char *tool, const char *flag, const char *s, uint64_t max, uint64_t *ret)
@@ -101,11 +103,14 @@ int tool_count_fds(void)
 	return n - 1; /* the directory's own fd */
 }
 
-int tool_connect(const char *tool, const struct zcv_client_config *cfg,
-		 const struct zcv_client_callbacks *cbs, void *data, struct zcv_client **ret_client)
+int tool_connect(const char *tool, struct zcv_sink *sink, const struct zcv_client_config *cfg,
+		 struct zcv_client **ret_client)
 {
-	int r = zcv_client_connect(cfg, cbs, data, ret_client);
 	const char *hint = "";
+	int r;
+
+	signal(SIGPIPE, SIG_IGN);
+	r = zcv_sink_connect(sink, cfg, ret_client);
 
 	if (r == -ENOENT || r == -ECONNREFUSED)
 		hint = " (is zcv-capture running? pass its --socket path)";
@@ -118,36 +123,46 @@ int tool_connect(const char *tool, const struct zcv_client_config *cfg,
 	return r;
 }
 
-void tool_end_closed(struct tool_end *e, int error, const char *reason)
+int tool_run_report(const char *tool, struct zcv_sink *sink, int r, const char *hint)
 {
-	if (e->finished)
-		return;
-	e->closed = true;
-	/* the producer's BYE carries the number: keep it a negative errno */
-	e->error = error == 0 ? 0 : error < 0 && error > -4096 ? error : -EPROTO;
-	zcv_log_sanitize(e->reason, sizeof(e->reason), reason && *reason ? reason : "");
+	const char *text, *reason;
+	int sink_error = zcv_sink_error(sink, &text);
+	int stream_error = zcv_sink_stream_error(sink, &reason);
+	char safe[256];
+
+	if (sink_error)
+		fprintf(stderr, "%s: %s%s\n", tool, text, hint ? hint : "");
+	if (stream_error)
+		fprintf(stderr, "%s: the stream ended with an error: %s (%s)\n", tool,
+			reason[0] ? zcv_log_sanitize(safe, sizeof(safe), reason) :
+				    "no reason given",
+			strerror(-stream_error));
+	if (r < 0 && !sink_error && !stream_error)
+		fprintf(stderr, "%s: %s\n", tool, strerror(-r));
+	return r < 0 || sink_error || stream_error ? 1 : 0;
 }
 
-void tool_end_dispatch(struct tool_end *e, int r)
+void tool_stats_begin(struct zcv_json *j, const char *tool)
 {
-	if (r < 0 && !e->error && !e->finished) {
-		e->error = r > -4096 ? r : -EPROTO;
-		if (!e->closed)
-			snprintf(e->reason, sizeof(e->reason), "the connection failed");
-	}
+	zcv_json_init(j, ZCV_JSON_PRETTY);
+	zcv_json_begin_object(j);
+	zcv_json_kv_string(j, "tool", tool);
 }
 
-void tool_end_json(struct zcv_json *j, const struct tool_end *e)
+int tool_write_stats(const char *tool, struct zcv_sink *sink, const char *path, struct zcv_json *j)
 {
-	zcv_json_kv_int(j, "end_error", e->error);
-	zcv_json_kv_string(j, "end_reason", e->reason);
-}
+	struct zcv_stats none;
+	const char *reason = "";
+	int r;
 
-int tool_end_report(const char *tool, const struct tool_end *e)
-{
-	if (!e->error)
-		return 0;
-	fprintf(stderr, "%s: the stream ended with an error: %s (%s)\n", tool,
-		e->reason[0] ? e->reason : "no reason given", strerror(-e->error));
-	return 1;
+	zcv_stats_init(&none);
+	zcv_json_kv_int(j, "end_error", sink ? zcv_sink_stream_error(sink, &reason) : 0);
+	zcv_json_kv_string(j, "end_reason", reason);
+	zcv_json_end_object(j);
+	r = zcv_stats_write_json_file(sink ? zcv_sink_core_stats(sink) : &none, path, j);
+	if (r < 0)
+		fprintf(stderr, "%s: cannot write stats to %s: %s\n", tool, path, strerror(-r));
+	zcv_stats_finish(&none);
+	zcv_json_finish(j);
+	return r;
 }

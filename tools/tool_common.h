@@ -18,45 +18,42 @@ int tool_parse_format(const char *tool, const char *s, uint32_t *ret_fourcc);
 
 struct zcv_client;
 struct zcv_client_config;
-struct zcv_client_callbacks;
+struct zcv_sink;
 
-/* zcv_client_connect() that prints why it failed and what to do.
- * Returns as zcv_client_connect. */
-int tool_connect(const char *tool, const struct zcv_client_config *cfg,
-		 const struct zcv_client_callbacks *cbs, void *data,
+/* zcv_sink_connect() that prints why it failed and what to do. Ignores
+ * SIGPIPE first: a consumer tool writes to files and pipes, and a reader
+ * that went away is a write error to report, not a death.
+ * Returns as zcv_sink_connect. */
+int tool_connect(const char *tool, struct zcv_sink *sink, const struct zcv_client_config *cfg,
 		 struct zcv_client **ret_client);
 
-/* Blocks SIGINT/SIGTERM/SIGPIPE-ignored and returns a signalfd for them. */
+/* Ignores SIGPIPE, blocks SIGINT and SIGTERM and returns a signalfd for
+ * them (CLOEXEC, non-blocking), or -1. */
 int tool_signalfd(void);
 
 /* Open fds of this process (from /proc/self/fd). */
 int tool_count_fds(void);
 
 /*
- * How a consumer tool's stream ended, for its exit status: a clean end of
- * stream (or the tool's own --frames, or a signal) exits 0; anything else
- * (evicted for holding a frame too long, a protocol error, a reset, the
- * producer gone) exits 1 with one line on stderr saying why.
+ * How a consumer tool's run (zcv_sink_run's result r) ended, for its exit
+ * status: a clean end of stream, the tool's own --frames or a signal exit
+ * 0; anything else 1, with one line on stderr for each failure: the
+ * sink's ("<tool>: <what it said><hint>"; hint may be NULL) and the
+ * stream's ("<tool>: the stream ended with an error: <reason> (<errno
+ * text>)": evicted for holding a frame too long, a protocol error, the
+ * producer gone). Returns 0 or 1.
  */
-struct tool_end {
-	bool closed;      /* the closed callback ran */
-	int error;        /* 0: clean; else a negative errno */
-	char reason[200]; /* what the client or the producer said, sanitised */
-	bool finished;    /* set by the tool at its own --frames: what follows is not
-			   * its stream's failure */
-};
+int tool_run_report(const char *tool, struct zcv_sink *sink, int r, const char *hint);
 
-/* From the client's closed callback. reason may come from the producer:
- * it is kept sanitised for the terminal. */
-void tool_end_closed(struct tool_end *e, int error, const char *reason);
+/* Starts the tool's stats JSON object in j: {"tool": tool, ... (the
+ * tool adds its own members, then calls tool_write_stats). */
+void tool_stats_begin(struct zcv_json *j, const char *tool);
 
-/* From zcv_client_dispatch()'s result: a negative one that the closed
- * callback did not report is an error too. */
-void tool_end_dispatch(struct tool_end *e, int r);
-
-/* "end_error" and "end_reason" members for the tool's stats JSON. */
-void tool_end_json(struct zcv_json *j, const struct tool_end *e);
-
-/* Prints "<tool>: the stream ended with an error: <reason> (<errno text>)"
- * once when the stream failed. Returns the exit status: 0 or 1. */
-int tool_end_report(const char *tool, const struct tool_end *e);
+/*
+ * Writes the stats file at path: the contract's members from the sink's
+ * figures (zeros when sink is NULL: it failed before it had one), then
+ * the members of j, begun with tool_stats_begin(), to which this adds
+ * "end_error" and "end_reason" (how the stream ended) and which it
+ * finishes. Prints why it failed. Returns 0 or a negative errno.
+ */
+int tool_write_stats(const char *tool, struct zcv_sink *sink, const char *path, struct zcv_json *j);

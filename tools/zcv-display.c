@@ -2,52 +2,22 @@
 /* zcv-display: shows a zcv stream on a KMS display. */
 #include <getopt.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
-#include <zcv/client.h>
 #include <zcv/display.h>
-#include <zcv/memory.h>
-#include <zcv/stats.h>
+#include <zcv/sink.h>
 #include "tool_common.h"
 
 #define TOOL "zcv-display"
 
 struct viewer {
+	struct zcv_sink *sink;
 	struct zcv_client *client;
 	struct zcv_display *disp;
-	struct zcv_stats stats;
-	uint64_t max_frames;
-	int client_path;
-	int error; /* a failure of our own, already reported */
-	struct tool_end end;
-	bool done, quiet;
+	bool quiet;
 	char last_reason[256];
 };
-
-static void on_release(void *data, const struct zcv_client_frame *f)
-{
-	struct viewer *v = data;
-	int r = zcv_client_release(v->client, f);
-
-	/* -EPIPE: the producer is gone, nothing to hand back to */
-	if (r < 0 && r != -EPIPE && !v->error) {
-		fprintf(stderr, TOOL ": cannot release frame %" PRIu64 ": %s\n", f->sequence,
-			strerror(-r));
-		v->error = r;
-		v->done = true;
-	}
-}
-
-static void on_flipped(void *data, const struct zcv_client_frame *f, uint64_t flip_ns)
-{
-	struct viewer *v = data;
-
-	/* capture to the vblank that put the frame on screen */
-	zcv_latency_add(&v->stats.latency,
-			flip_ns > f->timestamp_ns ? flip_ns - f->timestamp_ns : 0);
-}
 
 static void on_fallback(void *data, const char *reason)
 {
@@ -65,63 +35,12 @@ static void on_fallback(void *data, const char *reason)
 static void on_format(void *data, const struct zcv_client_format *fmt)
 {
 	struct viewer *v = data;
-	int r;
+	const struct zcv_format_info *fi = zcv_format_lookup(fmt->layout.fourcc);
 
-	v->client_path = fmt->path;
-	r = zcv_display_set_format(v->disp, fmt);
-	if (r < 0) {
-		char fcc[5];
-
-		fprintf(stderr, TOOL ": cannot display %s %ux%u: %s\n",
-			zcv_fourcc_str(fmt->layout.fourcc, fcc), fmt->layout.width,
-			fmt->layout.height, strerror(-r));
-		v->error = r;
-		v->done = true;
-		return;
-	}
-	if (!v->quiet) {
-		struct zcv_display_info i;
-		const struct zcv_format_info *fi = zcv_format_lookup(fmt->layout.fourcc);
-
-		zcv_display_get_info(v->disp, &i);
+	if (!v->quiet)
 		fprintf(stderr, TOOL ": stream %ux%u %s over %s (generation %u, %u buffers)\n",
 			fmt->layout.width, fmt->layout.height, fi ? fi->name : "?",
 			zcv_path_name(fmt->path), fmt->generation, fmt->n_buffers);
-	}
-}
-
-static void on_frame(void *data, const struct zcv_client_frame *f)
-{
-	struct viewer *v = data;
-	int r;
-
-	if (v->done) {
-		zcv_client_release(v->client, f);
-		return;
-	}
-	if (!v->stats.frames)
-		v->stats.start_ns = f->received_ns;
-	v->stats.end_ns = f->received_ns;
-	v->stats.frames++;
-	r = zcv_display_show(v->disp, f);
-	if (r < 0) {
-		zcv_client_release(v->client, f);
-		fprintf(stderr, TOOL ": cannot show frame %" PRIu64 ": %s\n", f->sequence,
-			strerror(-r));
-		v->error = r;
-		v->done = true;
-		return;
-	}
-	if (v->max_frames && v->stats.frames >= v->max_frames)
-		v->done = v->end.finished = true;
-}
-
-static void on_closed(void *data, int error, const char *reason)
-{
-	struct viewer *v = data;
-
-	tool_end_closed(&v->end, error, reason);
-	v->done = true;
 }
 
 static void usage(FILE *f)
@@ -179,26 +98,23 @@ static int dump_shown(struct viewer *v, const char *path, uint64_t *ret_sum)
 {
 	const struct zcv_client_frame *f = zcv_display_shown(v->disp);
 	const struct zcv_client_format *fmt = zcv_client_get_format(v->client);
-	const uint8_t *planes[ZCV_MAX_PLANES] = { 0 };
 	FILE *out = NULL;
 	int r = 0;
 
 	if (!f || !fmt || f->generation != fmt->generation)
 		return -ENODATA;
 	for (unsigned p = 0; p < f->n_planes; p++)
-		if (!(planes[p] = f->planes[p]))
+		if (!f->planes[p])
 			return -EFAULT;
 	if (path && !(out = fopen(path, "we")))
 		return -errno;
-	for (unsigned p = 0; p < f->n_planes; p++)
-		zcv_dmabuf_sync_start(f->fd[p], ZCV_SYNC_READ);
-	*ret_sum = zcv_frame_checksum(&fmt->layout, planes);
+	zcv_sink_begin_access(v->sink, f);
+	*ret_sum = zcv_frame_checksum(&fmt->layout, f->planes);
 	for (unsigned p = 0; out && p < f->n_planes; p++)
-		if (fwrite(planes[p], 1, fmt->layout.planes[p].size, out) !=
+		if (fwrite(f->planes[p], 1, fmt->layout.planes[p].size, out) !=
 		    fmt->layout.planes[p].size)
 			r = -EIO;
-	for (unsigned p = 0; p < f->n_planes; p++)
-		zcv_dmabuf_sync_end(f->fd[p], ZCV_SYNC_READ);
+	zcv_sink_end_access(v->sink, f);
 	if (out && fclose(out) != 0 && !r)
 		r = -EIO;
 	return r;
@@ -225,17 +141,14 @@ int main(int argc, char **argv)
 		{ 0 },
 	};
 	struct zcv_display_config dcfg = { 0 };
-	struct zcv_display_callbacks dcbs = { .release = on_release,
-					      .flipped = on_flipped,
-					      .fallback = on_fallback };
 	struct zcv_client_config cfg = { .size = sizeof(struct zcv_client_config),
 					 .name = TOOL,
 					 .constraints.hold = 3 };
-	struct zcv_client_callbacks cbs = { .size = sizeof(struct zcv_client_callbacks),
-					    .format = on_format,
-					    .frame = on_frame,
-					    .closed = on_closed };
 	struct viewer v = { 0 };
+	struct zcv_sink_run_config run = { .size = sizeof(struct zcv_sink_run_config),
+					   .handle_signals = true,
+					   .format = on_format,
+					   .data = &v };
 	struct zcv_display_image img = { 0 };
 	struct zcv_display_stats ds = { 0 };
 	struct zcv_display_info di = { 0 };
@@ -244,7 +157,7 @@ int main(int argc, char **argv)
 	char err[1024] = "";
 	uint64_t u, shown_sum = 0;
 	bool have_sum = false;
-	int opt, e, sfd = -1, ret = 1, snap_err = 0;
+	int opt, e, ret = 1, snap_err = 0;
 
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
@@ -268,7 +181,7 @@ int main(int argc, char **argv)
 			dcfg.force_copy = true;
 			break;
 		case 'n':
-			if (tool_parse_uint(TOOL, "--frames", optarg, UINT32_MAX, &v.max_frames) <
+			if (tool_parse_uint(TOOL, "--frames", optarg, UINT32_MAX, &run.max_frames) <
 			    0)
 				return 2;
 			break;
@@ -312,12 +225,9 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	zcv_stats_init(&v.stats);
 	/* the tool's own members, filled in as the run goes */
-	zcv_json_init(&j, ZCV_JSON_PRETTY);
-	zcv_json_begin_object(&j);
-
-	e = zcv_display_create(&dcfg, &dcbs, &v, &v.disp, err, sizeof(err));
+	tool_stats_begin(&j, TOOL);
+	e = zcv_display_sink_create(&dcfg, on_fallback, &v, &v.sink, &v.disp, err, sizeof(err));
 	if (e < 0) {
 		const char *hint = "";
 
@@ -345,46 +255,13 @@ int main(int argc, char **argv)
 			di.device, di.driver, di.connector, di.mode_width, di.mode_height,
 			di.mode_refresh, di.atomic ? "atomic" : "legacy", di.plane_id,
 			di.writeback ? ", writeback connector for snapshots" : "");
-
-	e = tool_connect(TOOL, &cfg, &cbs, &v, &v.client);
-	if (e < 0)
+	if (tool_connect(TOOL, v.sink, &cfg, &v.client) < 0)
 		goto done;
-	sfd = tool_signalfd();
-	while (!v.done) {
-		/* POLLOUT too while releases wait for room in the socket */
-		struct pollfd pfd[3] = { { .fd = zcv_client_get_fd(v.client),
-					   .events = zcv_client_get_events(v.client) },
-					 { .fd = zcv_display_get_fd(v.disp), .events = POLLIN },
-					 { .fd = sfd, .events = POLLIN } };
+	e = zcv_sink_run(v.sink, &run);
+	ret = tool_run_report(TOOL, v.sink, e, NULL);
 
-		if (poll(pfd, 3, -1) < 0 && errno != EINTR) {
-			fprintf(stderr, TOOL ": poll: %s\n", strerror(errno));
-			v.error = -errno;
-			break;
-		}
-		if (pfd[2].revents)
-			break; /* SIGINT/SIGTERM: stop as asked, exit 0 */
-		if (pfd[1].revents) {
-			e = zcv_display_dispatch(v.disp);
-			if (e < 0) {
-				fprintf(stderr, TOOL ": display failed: %s\n", strerror(-e));
-				v.error = e;
-				break;
-			}
-		}
-		if (pfd[0].revents) {
-			e = zcv_client_dispatch(v.client);
-			tool_end_dispatch(&v.end, e);
-			if (e != 0)
-				break;
-		}
-	}
-	/* our own failures were reported where they happened */
-	ret = v.error ? 1 : tool_end_report(TOOL, &v.end);
-	v.stats.dropped = zcv_client_dropped(v.client);
-
-	/* the last frame stays on screen: look at it before letting it go */
-	zcv_display_finish(v.disp, 1000);
+	/* the last frame stays on screen (the run waited for its flip): look
+	 * at it before letting it go */
 	if (snap_path) {
 		snap_err = zcv_display_snapshot(v.disp, &img);
 		if (snap_err < 0) {
@@ -404,39 +281,23 @@ int main(int argc, char **argv)
 	}
 	zcv_display_get_info(v.disp, &di);
 	zcv_display_get_stats(v.disp, &ds);
-	/* display off / restored, framebuffers gone, every frame handed back */
-	zcv_display_destroy(v.disp);
-	v.disp = NULL;
-	if (img.pixels) {
-		e = zcv_png_write_xrgb(snap_path, img.pixels, img.width, img.height, img.width * 4);
-		if (e < 0) {
-			fprintf(stderr, TOOL ": cannot write %s: %s\n", snap_path, strerror(-e));
-			ret = 1;
-		} else if (!v.quiet) {
-			fprintf(stderr,
-				TOOL ": snapshot of frame %" PRIu64 " (%ux%u, from the %s) in %s\n",
-				img.sequence, img.width, img.height, img.source, snap_path);
-		}
-	}
 	{
 		double span = ds.flips > 1 ? (double)(ds.last_flip_ns - ds.first_flip_ns) / 1e9 : 0;
 		double rate = span > 0 ? (double)(ds.flips - 1) / span : 0;
-		const char *dpath =
-			di.copy || v.client_path == 3 ? "copy" : zcv_path_name(v.client_path);
+		const struct zcv_client_format *fmt = zcv_client_get_format(v.client);
+		struct zcv_sink_stats st = { .size = sizeof(st) };
 		char mode[48];
 
-		v.stats.path = v.client_path ? dpath : NULL;
-		v.stats.copied_bytes = zcv_copied_bytes_get();
-		if (!v.quiet && v.stats.frames)
+		zcv_sink_get_stats(v.sink, &st);
+		if (!v.quiet && st.frames)
 			fprintf(stderr,
 				TOOL ": %" PRIu64 " frames, %" PRIu64 " flips at %.1f/s, %" PRIu64
 				     " skipped, %" PRIu64 " dropped, path %s (%s), copied %" PRIu64
 				     " bytes, capture-to-flip p50 %.1f ms p99 %.1f ms\n",
-				v.stats.frames, ds.flips, rate, ds.skipped, v.stats.dropped, dpath,
-				di.copy ? "copy" : "zero-copy", v.stats.copied_bytes,
-				(double)zcv_latency_percentile(&v.stats.latency, 0.5) / 1e6,
-				(double)zcv_latency_percentile(&v.stats.latency, 0.99) / 1e6);
-		zcv_json_kv_string(&j, "tool", TOOL);
+				st.frames, ds.flips, rate, ds.skipped, st.dropped,
+				zcv_path_name(st.path), di.copy ? "copy" : "zero-copy",
+				st.copied_bytes, (double)st.latency_p50_ns / 1e6,
+				(double)st.latency_p99_ns / 1e6);
 		zcv_json_kv_uint(&j, "flips", ds.flips);
 		zcv_json_kv_fixed(&j, "flip_rate", rate, 2);
 		zcv_json_kv_uint(&j, "skipped", ds.skipped);
@@ -445,8 +306,7 @@ int main(int argc, char **argv)
 		zcv_json_kv_uint(&j, "display_copied_bytes", ds.copied_bytes);
 		zcv_json_kv_string(&j, "display_path", di.copy ? "copy" : "zero-copy");
 		zcv_json_kv_string(&j, "fallback_reason", di.fallback_reason);
-		zcv_json_kv_string(&j, "stream_path",
-				   v.client_path ? zcv_path_name(v.client_path) : "");
+		zcv_json_kv_string(&j, "stream_path", fmt ? zcv_path_name(fmt->path) : "");
 		zcv_json_kv_string(&j, "device", di.device);
 		zcv_json_kv_string(&j, "driver", di.driver);
 		zcv_json_kv_string(&j, "connector", di.connector);
@@ -467,23 +327,25 @@ int main(int argc, char **argv)
 			zcv_json_kv_string(&j, "shown_checksum", mode);
 		}
 	}
-	free(img.pixels);
 done:
-	zcv_display_destroy(v.disp);
-	if (stats_path) {
-		tool_end_json(&j, &v.end);
-		zcv_json_end_object(&j);
-		e = zcv_stats_write_json_file(&v.stats, stats_path, &j);
+	if (stats_path && tool_write_stats(TOOL, v.sink, stats_path, &j) < 0)
+		ret = 1;
+	else if (!stats_path)
+		zcv_json_finish(&j);
+	/* display off / restored, framebuffers gone, every frame handed back,
+	 * then the PNG (slow) with nothing held */
+	zcv_sink_destroy(v.sink);
+	if (img.pixels) {
+		e = zcv_png_write_xrgb(snap_path, img.pixels, img.width, img.height, img.width * 4);
 		if (e < 0) {
-			fprintf(stderr, TOOL ": cannot write stats to %s: %s\n", stats_path,
-				strerror(-e));
+			fprintf(stderr, TOOL ": cannot write %s: %s\n", snap_path, strerror(-e));
 			ret = 1;
+		} else if (!v.quiet) {
+			fprintf(stderr,
+				TOOL ": snapshot of frame %" PRIu64 " (%ux%u, from the %s) in %s\n",
+				img.sequence, img.width, img.height, img.source, snap_path);
 		}
 	}
-	zcv_json_finish(&j);
-	zcv_client_destroy(v.client);
-	if (sfd >= 0)
-		close(sfd);
-	zcv_stats_finish(&v.stats);
+	free(img.pixels);
 	return ret;
 }

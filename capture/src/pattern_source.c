@@ -13,6 +13,10 @@ struct pattern_source {
 	uint64_t start_ns;
 	uint64_t next; /* frame number to produce next */
 	bool waiting_for_buffer;
+	bool started;
+	/* the pool before a refit: a server may still name it until it is
+	 * given the new one (zcv_server_set_pool), so it lives on */
+	struct zcv_pool *old_pool;
 };
 
 static uint64_t due_ns(const struct pattern_source *ps, uint64_t k)
@@ -105,6 +109,7 @@ static int pattern_dispatch(struct zcv_source *src)
 static void pattern_destroy(struct zcv_source *src)
 {
 	zcv_pool_destroy(src->pool);
+	zcv_pool_destroy(((struct pattern_source *)src)->old_pool);
 	if (src->fd >= 0)
 		close(src->fd);
 	free(src);
@@ -120,7 +125,77 @@ static int pattern_start(struct zcv_source *src)
 	struct pattern_source *ps = (struct pattern_source *)src;
 
 	ps->start_ns = zcv_now_ns();
+	ps->started = true;
 	return arm(ps, true);
+}
+
+/* n memfd buffers of layout l, mapped for rendering, their releases
+ * waking the source. */
+static int make_pool(struct pattern_source *ps, const struct zcv_layout *l, uint32_t generation,
+		     struct zcv_pool **ret_pool)
+{
+	unsigned n = ps->cfg.n_buffers ? ps->cfg.n_buffers : 6;
+	struct zcv_pool *pool;
+	int r;
+
+	r = zcv_pool_create_memfd(l, n, generation, &pool);
+	if (r < 0)
+		return r;
+	for (unsigned i = 0; i < pool->n_buffers; i++) {
+		r = zcv_pool_map(pool, i, PROT_READ | PROT_WRITE);
+		if (r < 0) {
+			zcv_pool_destroy(pool);
+			return r;
+		}
+	}
+	pool->on_free = on_free;
+	pool->on_free_data = ps;
+	*ret_pool = pool;
+	return 0;
+}
+
+/* Memory of our own: any constraints can be met by laying the frame out
+ * for them (zcv_constraints_layout) in a new pool of the next generation. */
+static int pattern_fit(struct zcv_source *src, const struct zcv_constraints *fit, char *how,
+		       size_t how_size)
+{
+	struct pattern_source *ps = (struct pattern_source *)src;
+	const struct zcv_layout *old = &src->pool->layout;
+	struct zcv_pool *pool;
+	struct zcv_layout l;
+	char why[160];
+	int r;
+
+	if (ps->started)
+		return -EBUSY;
+	if (zcv_pool_check(src->pool, fit, why, sizeof(why)) == ZCV_FIT_OK) {
+		snprintf(how, how_size, "the memfd buffers already fit");
+		return 0;
+	}
+	r = zcv_constraints_layout(fit, old, &l);
+	if (r < 0) {
+		snprintf(how, how_size, "%s, and no layout meets them (%s)", why, strerror(-r));
+		return -EOPNOTSUPP;
+	}
+	r = make_pool(ps, &l, src->pool->generation + 1, &pool);
+	if (r < 0) {
+		snprintf(how, how_size, "%s, and allocating larger memfd buffers failed (%s)", why,
+			 strerror(-r));
+		return r;
+	}
+	zcv_pool_destroy(ps->old_pool);
+	ps->old_pool = src->pool;
+	src->pool = pool;
+	snprintf(how, how_size, "%u memfd buffers of %llu bytes laid out for them (strides",
+		 pool->n_buffers, (unsigned long long)l.size);
+	for (unsigned p = 0; p < l.n_planes; p++)
+		snprintf(how + strlen(how), how_size - strlen(how), "%s %u", p ? "," : "",
+			 l.planes[p].stride);
+	for (unsigned p = 1; p < l.n_planes; p++)
+		snprintf(how + strlen(how), how_size - strlen(how), "; plane %u at %u", p,
+			 l.planes[p].offset);
+	snprintf(how + strlen(how), how_size - strlen(how), ")");
+	return 1;
 }
 
 static const struct zcv_source_ops pattern_ops = {
@@ -128,6 +203,7 @@ static const struct zcv_source_ops pattern_ops = {
 	.start = pattern_start,
 	.dispatch = pattern_dispatch,
 	.path = pattern_path,
+	.fit = pattern_fit,
 };
 
 int zcv_pattern_source_create(const struct zcv_pattern_source_config *cfg,
@@ -158,16 +234,9 @@ int zcv_pattern_source_create(const struct zcv_pattern_source_config *cfg,
 		free(ps);
 		return r;
 	}
-	r = zcv_pool_create_memfd(&layout, cfg->n_buffers ? cfg->n_buffers : 6, 1, &ps->base.pool);
+	r = make_pool(ps, &layout, 1, &ps->base.pool);
 	if (r < 0)
 		goto fail;
-	for (unsigned i = 0; i < ps->base.pool->n_buffers; i++) {
-		r = zcv_pool_map(ps->base.pool, i, PROT_READ | PROT_WRITE);
-		if (r < 0)
-			goto fail;
-	}
-	ps->base.pool->on_free = on_free;
-	ps->base.pool->on_free_data = ps;
 	*ret_source = &ps->base;
 	return 0;
 fail:

@@ -9,6 +9,7 @@
 #include <linux/udmabuf.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <zcv/log.h>
 #include <zcv/memory.h>
 #include <zcv/v4l2.h>
 #include "source_priv.h"
@@ -456,22 +457,17 @@ static const struct zcv_source_ops v4l2_ops = {
 	.fit = v4l2_fit,
 };
 
-/* Opens with open(2) and checks it is V4L2 before (for listing) handing
- * the fd to libv4l2, which would otherwise print its own errors. */
-static int open_v4l2(const char *path, struct v4l2_capability *cap, bool with_libv4l2)
+/* Opens with open(2) and checks it is V4L2 (VIDIOC_QUERYCAP) before
+ * libv4l2 sees the fd, which would otherwise print its own errors. */
+static int open_v4l2(const char *path, struct v4l2_capability *cap)
 {
-	int fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC), r;
+	int fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 
 	if (fd < 0)
 		return -errno;
 	if (ioctl(fd, VIDIOC_QUERYCAP, cap) < 0) {
 		close(fd);
 		return -ENOTTY;
-	}
-	if (with_libv4l2 && v4l2_fd_open(fd, 0) < 0) {
-		r = -errno;
-		close(fd);
-		return r;
 	}
 	return fd;
 }
@@ -480,7 +476,7 @@ static int open_device(struct v4l2_source *s)
 {
 	struct v4l2_capability cap = { 0 };
 	uint32_t caps;
-	int fd = open_v4l2(s->cfg.device, &cap, false);
+	int fd = open_v4l2(s->cfg.device, &cap);
 
 	if (fd == -ENOTTY) {
 		snprintf(errbuf, sizeof(errbuf), "%s is not a V4L2 device", s->cfg.device);
@@ -837,10 +833,7 @@ static void list_device(FILE *out, const char *path)
 	enum v4l2_buf_type type;
 	const char *exports;
 	uint32_t caps;
-	int fd = open_v4l2(path, &cap, true);
-
-	if (fd < 0) /* libv4l2 refused it: list what the kernel says */
-		fd = open_v4l2(path, &cap, false);
+	int fd = open_v4l2(path, &cap);
 
 	if (fd < 0) {
 		fprintf(out, "%s: cannot open: %s\n", path, strerror(-fd));
@@ -851,6 +844,17 @@ static void list_device(FILE *out, const char *path)
 		goto out;
 	type = caps & V4L2_CAP_VIDEO_CAPTURE ? V4L2_BUF_TYPE_VIDEO_CAPTURE :
 					       V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE;
+	/*
+	 * libv4l2 marks the formats it emulates, on the single-planar API
+	 * only. On a multi-planar device its mplane plugin would stand in
+	 * between, presenting the device as single-planar and refusing the
+	 * _MPLANE type: VIDIOC_ENUM_FMT would list nothing. So a
+	 * multi-planar device is listed as the kernel sees it, and so is a
+	 * single-planar one libv4l2 will not take (v4l2_ioctl passes an fd
+	 * it does not manage straight to the kernel).
+	 */
+	if (type == V4L2_BUF_TYPE_VIDEO_CAPTURE && v4l2_fd_open(fd, 0) < 0)
+		zcv_debug("v4l2: libv4l2 refused %s: listing what the kernel says", path);
 	/* one MMAP buffer and an export attempt tell whether zero copy works */
 	req.count = 1;
 	req.type = type;

@@ -49,26 +49,33 @@ static bool pow2_or_none(uint32_t a)
 int zcv_constraints_layout(const struct zcv_constraints *c, const struct zcv_layout *src,
 			   struct zcv_layout *ret_layout)
 {
+	const struct zcv_format_info *fi = zcv_format_lookup(src->fourcc);
 	struct zcv_layout l = *src;
-	uint64_t off = 0;
+	uint32_t h = zcv_constraints_height(c, src->height);
+	uint64_t off = 0, end = 0;
 
-	if (!zcv_format_lookup(src->fourcc) || src->n_planes > ZCV_MAX_PLANES ||
-	    !pow2_or_none(c->stride_align) || !pow2_or_none(c->height_align))
+	if (!fi || src->n_planes > ZCV_MAX_PLANES || !pow2_or_none(c->stride_align) ||
+	    !pow2_or_none(c->height_align))
 		return -EINVAL;
+	/* Each plane right after the previous one's lines at the aligned
+	 * height (where a codec reads it); a minimum size is what the object
+	 * must hold from the plane's offset, across later planes if need be
+	 * (a V4L2 sizeimage covers every plane of a one-buffer format). */
 	for (unsigned p = 0; p < l.n_planes; p++) {
-		uint64_t size;
+		uint64_t own;
 
 		if (c->stride_align > 1)
 			l.planes[p].stride = ZCV_ALIGN_UP(src->planes[p].stride, c->stride_align);
-		size = zcv_constraints_plane_need(c, &l, p);
-		if (size > UINT32_MAX || off > UINT32_MAX ||
+		own = (uint64_t)l.planes[p].stride * zcv_format_plane_lines(fi, p, h);
+		if (own > UINT32_MAX || off > UINT32_MAX ||
 		    l.planes[p].stride < src->planes[p].stride)
 			return -EOVERFLOW;
 		l.planes[p].offset = (uint32_t)off;
-		l.planes[p].size = (uint32_t)size;
-		off += size;
+		l.planes[p].size = (uint32_t)own;
+		end = ZCV_MAX(end, off + zcv_constraints_plane_need(c, &l, p));
+		off += own;
 	}
-	l.size = off;
+	l.size = ZCV_MAX(off, end);
 	*ret_layout = l;
 	return 0;
 }

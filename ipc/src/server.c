@@ -764,6 +764,45 @@ static void accept_all(struct zcv_server *srv)
 	}
 }
 
+/*
+ * The default socket's directory, created 0700 (socket.c), opened to the
+ * allowed group: that group's, 0710, so its members can reach the socket
+ * (0660, the group's too) without listing or writing the directory, and
+ * others still cannot enter. The directory above must let the group pass
+ * as well; $XDG_RUNTIME_DIR is usually its owner's alone.
+ */
+static int default_dir_for_group(const char *sock_path, gid_t gid)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)], parent[sizeof(dir)];
+	zcv_autoclose int fd = -1;
+	struct stat st;
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", sock_path);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return -EINVAL;
+	*slash = '\0';
+	snprintf(parent, sizeof(parent), "%s", dir);
+	/* "/tmp/zcv-0" -> "/tmp"; "/zcv" -> "/" */
+	slash = strrchr(parent, '/');
+	*(slash == parent ? slash + 1 : slash) = '\0';
+	if (stat(parent, &st) < 0)
+		return -errno;
+	if (!(st.st_mode & S_IXOTH) && !(st.st_gid == gid && (st.st_mode & S_IXGRP)))
+		return -EACCES;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return -errno;
+	if (st.st_uid != geteuid())
+		return -EPERM;
+	if (st.st_gid != gid && fchown(fd, (uid_t)-1, gid) < 0)
+		return -errno;
+	if ((st.st_mode & 07777) != 0710 && fchmod(fd, 0710) < 0)
+		return -errno;
+	return 0;
+}
+
 static int pool_check(const struct zcv_pool *pool)
 {
 	if (!pool || pool->n_buffers == 0 || pool->n_buffers > ZCV_POOL_MAX_BUFFERS ||
@@ -791,7 +830,6 @@ int zcv_server_create(const struct zcv_server_config *cfg, const struct zcv_serv
 	struct epoll_event ev = { .events = EPOLLIN };
 	struct zcv_server *srv;
 	struct stat st;
-	unsigned mode = 0600;
 	int r;
 
 	if (!cfg)
@@ -833,6 +871,8 @@ int zcv_server_create(const struct zcv_server_config *cfg, const struct zcv_serv
 		strcpy(srv->path, cfg->socket_path);
 	} else {
 		r = zcv_socket_default_path(srv->path, sizeof(srv->path));
+		if (r == 0 && cfg->allow_group)
+			r = default_dir_for_group(srv->path, cfg->allowed_gid);
 		if (r < 0)
 			goto fail;
 	}
@@ -844,20 +884,29 @@ int zcv_server_create(const struct zcv_server_config *cfg, const struct zcv_serv
 		r = -errno;
 		goto fail;
 	}
-	r = zcv_socket_listen(srv->path, mode);
+	r = zcv_socket_listen(srv->path, 0600);
 	if (r < 0)
 		goto fail;
 	srv->listen_fd = r;
-	if (lstat(srv->path, &st) == 0) {
-		srv->sock_dev = st.st_dev;
-		srv->sock_ino = st.st_ino;
+	/* what destroy may unlink: this very file, not a successor's */
+	if (lstat(srv->path, &st) < 0) {
+		r = -errno;
+		goto fail;
 	}
-	/* Open the socket to the allowed group only when the file really is
+	srv->sock_dev = st.st_dev;
+	srv->sock_ino = st.st_ino;
+	/* Open the socket to the allowed group only once the file really is
 	 * that group's: otherwise 0660 would admit our own primary group. */
-	if (cfg->allow_group &&
-	    (chown(srv->path, (uid_t)-1, cfg->allowed_gid) == 0 || st.st_gid == cfg->allowed_gid)) {
-		if (chmod(srv->path, 0660) < 0)
-			zcv_debug("server: chmod 0660 %s: %s", srv->path, strerror(errno));
+	if (cfg->allow_group) {
+		if (st.st_gid != cfg->allowed_gid &&
+		    chown(srv->path, (uid_t)-1, cfg->allowed_gid) < 0) {
+			r = -errno;
+			goto fail;
+		}
+		if (chmod(srv->path, 0660) < 0) {
+			r = -errno;
+			goto fail;
+		}
 	}
 
 	ev.data.ptr = &srv->listen_fd;
@@ -994,9 +1043,10 @@ static int copy_frame(struct consumer *c, unsigned src_idx, unsigned *ret_idx)
 		r = zcv_pool_map(src, src_idx, PROT_READ);
 	if (r < 0)
 		goto fail;
-	/* CPU access to a DMA-BUF is bracketed; memfds need nothing */
-	for (unsigned f = 0; src->kind == ZCV_MEMORY_DMABUF && f < sb->n_fds; f++)
-		zcv_dmabuf_sync_start(sb->fds[f], ZCV_SYNC_READ);
+	/* CPU access to a DMA-BUF is bracketed; memfds need nothing (and are
+	 * spared the syscalls) */
+	if (src->kind == ZCV_MEMORY_DMABUF)
+		zcv_buffer_begin_access(sb, ZCV_SYNC_READ);
 	for (unsigned p = 0; p < src->layout.n_planes; p++) {
 		const struct zcv_plane_layout *sp = &src->layout.planes[p],
 					      *dp = &dst->layout.planes[p];
@@ -1021,8 +1071,8 @@ static int copy_frame(struct consumer *c, unsigned src_idx, unsigned *ret_idx)
 			n += row;
 		}
 	}
-	for (unsigned f = 0; src->kind == ZCV_MEMORY_DMABUF && f < sb->n_fds; f++)
-		zcv_dmabuf_sync_end(sb->fds[f], ZCV_SYNC_READ);
+	if (src->kind == ZCV_MEMORY_DMABUF)
+		zcv_buffer_end_access(sb, ZCV_SYNC_READ);
 	c->info.copied_bytes += n;
 	srv->copied_bytes += n;
 	*ret_idx = db->index;

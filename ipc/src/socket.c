@@ -25,8 +25,10 @@ int zcv_socket_addr(const char *path, struct sockaddr_un *ret_addr)
 }
 
 /* The directory decides who may reach the socket: it must be ours and
- * closed to everyone else, or any local user could connect or plant a
- * socket of their own there. */
+ * nobody else may write to it, or any local user could plant a socket of
+ * their own there; others may not even enter it. Its group may enter
+ * (0710) or also list it (0750) when the producer serves that group
+ * (zcv_server_create() with allow_group makes it so). */
 static int check_dir(const char *dir, bool create)
 {
 	struct stat st;
@@ -35,9 +37,15 @@ static int check_dir(const char *dir, bool create)
 		return -errno;
 	if (lstat(dir, &st) < 0)
 		return -errno;
-	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 0077))
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & S_IRWXO))
 		return -EPERM;
-	return 0;
+	switch (st.st_mode & S_IRWXG) {
+	case 0:
+	case S_IXGRP:
+	case S_IRGRP | S_IXGRP:
+		return 0;
+	}
+	return -EPERM;
 }
 
 static int default_path(char *buf, size_t size, bool create)

@@ -4,6 +4,7 @@
 Usage: run.py TEST --build-dir DIR. Exit 0 pass, 1 fail, 77 skip.
 """
 import argparse
+import glob
 import json
 import os
 import shutil
@@ -278,6 +279,7 @@ def test_copy_tier(env):
           f"producer counted {cc['copied_bytes']} copied bytes = {cc['frames_sent']} frames x {frame}")
     check(c["copied_bytes"] == cc["copied_bytes"], "producer's copied_bytes is the copy consumer's alone")
     check(consumer_by_name(c, "zc")["copied_bytes"] == 0, "zero-copy consumer cost no copy")
+    check(k["copied_bytes"] == 0, "the copy consumer copied nothing itself: its copied_bytes is 0")
 
 
 def test_errors(env):
@@ -299,6 +301,15 @@ def test_errors(env):
     expect(["--socket", env.path("nobody.sock"), "-o", env.path("x.y4m")], 1,
            "is zcv-capture running?", name="zcv-record")
     expect(["--socket", env.sock, "-o", "/nonexistent-dir/x.y4m"], 1, "cannot open", name="zcv-record")
+    r = env.run("zcv-encode", "--max-hold", "x", "-o", "/dev/null")
+    check(r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "zcv-encode: --max-hold needs a whole number from 0 to 32, not 'x'"],
+        f"zcv-encode --max-hold x -> exit 2, one line ({r.stderr.strip()!r})")
+    expect(["--max-hold", "0", "-o", "/dev/null"], 2, "--max-hold needs at least 1", name="zcv-encode")
+    if not glob.glob("/dev/video*"):
+        expect(["--socket", env.path("nobody.sock"), "-o", env.path("x.fwht")], 1,
+               "no V4L2 encoder found", name="zcv-encode")
+        check(not os.path.exists(env.path("x.fwht")), "zcv-encode without an encoder creates no output")
 
     # a stale socket file (no listener) is replaced; a live one is refused
     s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -339,6 +350,55 @@ def test_peer_uid(env):
     check(ok.returncode == 0, "a same-uid consumer is still served")
     cap.send_signal(signal.SIGTERM)
     check(env.wait(cap, 10) == 0, "zcv-capture exited 0")
+
+
+def test_group(env):
+    """--group with the default socket path: the directory becomes the
+    group's (0710) and the socket 0660; a consumer of another uid in that
+    group is served, one outside it is not, the owner's own consumers find
+    the socket by the default path; a runtime directory the group cannot
+    pass is refused with what to do."""
+    setpriv = shutil.which("setpriv")
+    if os.getuid() != 0 or not setpriv:
+        print("SKIP: needs root and setpriv to run a consumer under another uid")
+        return SKIP
+    gid = 4242  # any group: root may give files to it, setpriv may join it
+    peer = [setpriv, "--reuid=65534", "--regid=65534"]
+    if subprocess.run([*peer, "--clear-groups", "test", "-x", env.bin("test-consumer")]).returncode:
+        print("SKIP: the build directory is not executable by uid 65534")
+        return SKIP
+    os.chmod(env.tmp, 0o755)
+    rt = env.path("runtime")  # like $XDG_RUNTIME_DIR, shared with the group
+    os.mkdir(rt)
+    os.chown(rt, 0, gid)
+    os.chmod(rt, 0o710)
+    xdg = {**os.environ, "XDG_RUNTIME_DIR": rt}
+    sock = os.path.join(rt, "zcv", "default.sock")
+    cap = env.start("zcv-capture", "--size", "320x240", "--fps", "30", "--group", str(gid), env=xdg)
+    env.wait_socket(sock)
+    d, s = os.stat(os.path.dirname(sock)), os.stat(sock)
+    check(d.st_mode & 0o7777 == 0o710 and d.st_gid == gid,
+          f"socket directory 0710, group {gid} (mode {d.st_mode & 0o7777:o}, gid {d.st_gid})")
+    check(s.st_mode & 0o777 == 0o660 and s.st_gid == gid,
+          f"socket 0660, group {gid} (mode {s.st_mode & 0o777:o}, gid {s.st_gid})")
+    member = subprocess.run([*peer, f"--groups={gid}", env.bin("test-consumer"), "--socket", sock,
+                             "--frames", "5", "--verify"], capture_output=True, text=True, timeout=20)
+    check(member.returncode == 0, f"uid 65534 in group {gid} is served (exit {member.returncode}, "
+          f"{member.stderr.strip()[-300:]!r})")
+    other = subprocess.run([*peer, "--clear-groups", env.bin("test-consumer"), "--socket", sock,
+                            "--frames", "5"], capture_output=True, text=True, timeout=20)
+    check(other.returncode != 0 and "ermission denied" in other.stderr,
+          f"uid 65534 outside the group is not (exit {other.returncode}, {other.stderr.strip()!r})")
+    own = env.run("test-consumer", "--frames", "5", "--verify", env=xdg)
+    check(own.returncode == 0, "a same-uid consumer finds the socket by the default path")
+    cap.send_signal(signal.SIGTERM)
+    check(env.wait(cap, 10) == 0, "zcv-capture exited 0")
+
+    closed = env.path("closed")  # like a usual $XDG_RUNTIME_DIR: its owner's alone
+    os.mkdir(closed, 0o700)
+    r = env.run("zcv-capture", "--group", str(gid), env={**os.environ, "XDG_RUNTIME_DIR": closed})
+    check(r.returncode == 1 and "--socket" in r.stderr,
+          f"a runtime directory the group cannot pass is refused: {r.stderr.strip()!r}")
 
 
 def test_gstreamer_y4m(env):

@@ -10,42 +10,32 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <zcv/client.h>
+#include <sys/timerfd.h>
 #include <zcv/pattern.h>
-#include <zcv/stats.h>
+#include <zcv/sink.h>
+#include <zcv/sink_stats.h>
 #include "tool_common.h"
 
 #define TOOL "test-consumer"
 #define MAX_HELD 64
 
 struct tc {
-	struct zcv_client *client;
-	struct zcv_stats stats;
+	struct zcv_sink *sink;
+	struct zcv_client_format fmt;
 	struct zcv_client_frame held[MAX_HELD];
 	uint64_t held_at[MAX_HELD];
 	unsigned n_held;
-	uint64_t max_frames, hold_ns, mismatches, last_seq, out_of_order, error_frames;
+	uint64_t hold_ns, mismatches, last_seq, out_of_order, error_frames;
 	FILE *checksums;
 	/* identities of the buffers we were lent */
 	unsigned n_fds_seen;
 	unsigned long long seen_ino[4 * 32];
 	char seen_exporter[4 * 32][64];
-	bool verify, hold_forever, done, have_seq;
+	bool verify, hold_forever, have_seq;
 	enum zcv_pattern pattern;
 	uint8_t *scratch;
-	int path, close_error;
-	char close_reason[128];
+	int timer; /* fires when the oldest held frame is due */
 };
-
-static void release_due(struct tc *t, uint64_t now)
-{
-	while (t->n_held && !t->hold_forever && now - t->held_at[0] >= t->hold_ns) {
-		zcv_client_release(t->client, &t->held[0]);
-		memmove(t->held, t->held + 1, sizeof(t->held[0]) * (t->n_held - 1));
-		memmove(t->held_at, t->held_at + 1, sizeof(t->held_at[0]) * (t->n_held - 1));
-		t->n_held--;
-	}
-}
 
 static void note_fd(struct tc *t, int fd)
 {
@@ -73,59 +63,87 @@ static void note_fd(struct tc *t, int fd)
 		 exp[0] ? exp : "memfd");
 }
 
-static void on_format(void *data, const struct zcv_client_format *fmt)
+static int tc_format(void *data, const struct zcv_client_format *fmt)
 {
 	struct tc *t = data;
 
-	t->path = fmt->path;
+	t->fmt = *fmt;
 	free(t->scratch);
 	t->scratch = malloc(fmt->layout.size);
+	return t->scratch ? 0 : -ENOMEM;
 }
 
-static void on_frame(void *data, const struct zcv_client_frame *f)
+static int tc_frame(void *data, const struct zcv_client_frame *f)
 {
 	struct tc *t = data;
-	const struct zcv_client_format *fmt = zcv_client_get_format(t->client);
 
 	if (t->have_seq && f->sequence <= t->last_seq)
 		t->out_of_order++;
 	t->have_seq = true;
 	t->last_seq = f->sequence;
-	if (!t->stats.frames)
-		t->stats.start_ns = f->received_ns;
-	t->stats.end_ns = f->received_ns;
-	t->stats.frames++;
-	zcv_latency_add(&t->stats.latency, f->received_ns - f->timestamp_ns);
-	if (t->path == 3)
-		t->stats.copied_bytes += fmt->layout.size;
-	if (f->flags & 1)
+	if (f->flags & ZCV_FRAME_FLAG_ERROR)
 		t->error_frames++;
+	zcv_sink_begin_access(t->sink, f);
 	if (t->checksums)
 		fprintf(t->checksums, "%" PRIu64 " %016" PRIx64 "\n", f->sequence,
-			zcv_frame_checksum(&fmt->layout, f->planes));
-	for (unsigned p = 0; p < f->n_planes; p++)
-		note_fd(t, f->fd[p]);
-	if (t->verify && zcv_pattern_check(t->pattern, &fmt->layout, f->sequence, f->planes,
+			zcv_frame_checksum(&t->fmt.layout, f->planes));
+	if (t->verify && zcv_pattern_check(t->pattern, &t->fmt.layout, f->sequence, f->planes,
 					   t->scratch, NULL) < 0)
 		t->mismatches++;
-	if (t->hold_ns || t->hold_forever) {
-		t->held[t->n_held] = *f;
-		t->held_at[t->n_held++] = f->received_ns;
-	} else {
-		zcv_client_release(t->client, f);
-	}
-	if (t->max_frames && t->stats.frames >= t->max_frames)
-		t->done = true;
+	zcv_sink_end_access(t->sink, f);
+	for (unsigned p = 0; p < f->n_planes; p++)
+		note_fd(t, f->fd[p]);
+	if (!t->hold_ns && !t->hold_forever)
+		return zcv_sink_done(t->sink, f);
+	if (t->n_held == MAX_HELD)
+		return zcv_sink_fail(t->sink, -ENOBUFS, "holding %u frames already", MAX_HELD);
+	t->held[t->n_held] = *f;
+	t->held_at[t->n_held++] = f->received_ns;
+	return 0;
 }
 
-static void on_closed(void *data, int error, const char *reason)
+/* The timer, armed for when the oldest held frame is due. */
+static int tc_get_fd(void *data, short *ret_events)
 {
 	struct tc *t = data;
+	struct itimerspec due = { 0 };
+	uint64_t at;
 
-	t->close_error = error;
-	snprintf(t->close_reason, sizeof(t->close_reason), "%s", reason ? reason : "");
-	t->done = true;
+	if (!t->n_held || t->hold_forever)
+		return -1;
+	at = t->held_at[0] + t->hold_ns;
+	due.it_value.tv_sec = (time_t)(at / 1000000000ull);
+	due.it_value.tv_nsec = (long)(at % 1000000000ull);
+	if (timerfd_settime(t->timer, TFD_TIMER_ABSTIME, &due, NULL) < 0)
+		return -1;
+	*ret_events = POLLIN;
+	return t->timer;
 }
+
+/* Hands back, oldest first, what was held long enough. */
+static int tc_dispatch(void *data)
+{
+	struct tc *t = data;
+	uint64_t now = zcv_now_ns(), ticks;
+
+	if (read(t->timer, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+		return -errno;
+	while (t->n_held && now - t->held_at[0] >= t->hold_ns) {
+		zcv_sink_done(t->sink, &t->held[0]);
+		memmove(t->held, t->held + 1, sizeof(t->held[0]) * (t->n_held - 1));
+		memmove(t->held_at, t->held_at + 1, sizeof(t->held_at[0]) * (t->n_held - 1));
+		t->n_held--;
+	}
+	return 0;
+}
+
+static const struct zcv_sink_ops tc_ops = {
+	.size = sizeof(struct zcv_sink_ops),
+	.format = tc_format,
+	.frame = tc_frame,
+	.get_fd = tc_get_fd,
+	.dispatch = tc_dispatch,
+};
 
 int main(int argc, char **argv)
 {
@@ -144,16 +162,12 @@ int main(int argc, char **argv)
 		{ 0 },
 	};
 	struct zcv_client_config cfg = { .size = sizeof(struct zcv_client_config), .name = TOOL };
-	struct zcv_client_callbacks cbs = { .size = sizeof(struct zcv_client_callbacks),
-					    .format = on_format,
-					    .frame = on_frame,
-					    .closed = on_closed };
-	struct tc t = { 0 };
-	const char *stats_path = NULL;
+	struct zcv_sink_run_config run = { .size = sizeof(struct zcv_sink_run_config) };
+	struct tc t = { .timer = -1 };
+	const char *stats_path = NULL, *reason;
 	struct zcv_json j;
 	uint64_t v;
-	int opt, r = 0;
-	bool stats_failed = false;
+	int opt, r, ret;
 
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
@@ -164,17 +178,21 @@ int main(int argc, char **argv)
 			cfg.name = optarg;
 			break;
 		case 'n':
-			tool_parse_uint(TOOL, "--frames", optarg, UINT32_MAX, &t.max_frames);
+			if (tool_parse_uint(TOOL, "--frames", optarg, UINT32_MAX, &run.max_frames) <
+			    0)
+				return 2;
 			break;
 		case 'H':
-			tool_parse_uint(TOOL, "--hold-ms", optarg, 100000, &v);
+			if (tool_parse_uint(TOOL, "--hold-ms", optarg, 100000, &v) < 0)
+				return 2;
 			t.hold_ns = v * 1000000ull;
 			break;
 		case 'F':
 			t.hold_forever = true;
 			break;
 		case 'm':
-			tool_parse_uint(TOOL, "--max-hold", optarg, MAX_HELD - 1, &v);
+			if (tool_parse_uint(TOOL, "--max-hold", optarg, MAX_HELD - 1, &v) < 0)
+				return 2;
 			cfg.constraints.hold = (unsigned)v;
 			break;
 		case 'v':
@@ -197,36 +215,23 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	zcv_stats_init(&t.stats);
-	r = zcv_client_connect(&cfg, &cbs, &t, &t.client);
-	if (r < 0) {
-		fprintf(stderr, TOOL ": cannot connect: %s\n", strerror(-r));
+	t.timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (t.timer < 0 || zcv_sink_create(&tc_ops, &t, &t.sink) < 0) {
+		fprintf(stderr, TOOL ": cannot set up: %s\n", strerror(errno));
 		return 1;
 	}
-	while (!t.done) {
-		/* POLLOUT too while releases wait for room in the socket */
-		struct pollfd pfd = { .fd = zcv_client_get_fd(t.client),
-				      .events = zcv_client_get_events(t.client) };
-
-		if (poll(&pfd, 1, t.n_held && !t.hold_forever ? 1 : 100) < 0 && errno != EINTR)
-			break;
-		release_due(&t, zcv_now_ns());
-		if (pfd.revents) {
-			r = zcv_client_dispatch(&*t.client);
-			if (r != 0)
-				break;
-		}
+	if (tool_connect(TOOL, t.sink, &cfg, NULL) < 0) {
+		zcv_sink_destroy(t.sink);
+		return 1;
 	}
-	t.stats.dropped = zcv_client_dropped(t.client);
-	t.stats.path = t.path ? zcv_path_name(t.path) : "none";
-	zcv_json_init(&j, ZCV_JSON_PRETTY);
-	zcv_json_begin_object(&j);
-	zcv_json_kv_string(&j, "tool", TOOL);
+	r = zcv_sink_run(t.sink, &run);
+	ret = tool_run_report(TOOL, t.sink, r, NULL);
+	tool_stats_begin(&j, TOOL);
 	zcv_json_kv_uint(&j, "mismatches", t.mismatches);
 	zcv_json_kv_uint(&j, "out_of_order", t.out_of_order);
 	zcv_json_kv_uint(&j, "last_seq", t.last_seq);
-	zcv_json_kv_int(&j, "close_error", t.close_error);
-	zcv_json_kv_string(&j, "close_reason", t.close_reason);
+	zcv_json_kv_int(&j, "close_error", zcv_sink_stream_error(t.sink, &reason));
+	zcv_json_kv_string(&j, "close_reason", reason);
 	zcv_json_kv_int(&j, "dispatch", r);
 	zcv_json_kv_uint(&j, "error_frames", t.error_frames);
 	zcv_json_key(&j, "buffers");
@@ -238,19 +243,14 @@ int main(int argc, char **argv)
 		zcv_json_end_object(&j);
 	}
 	zcv_json_end_array(&j);
-	zcv_json_end_object(&j);
-	if (stats_path && zcv_stats_write_json_file(&t.stats, stats_path, &j) < 0) {
-		fprintf(stderr, TOOL ": cannot write %s\n", stats_path);
-		stats_failed = true;
-	}
-	zcv_json_finish(&j);
-	zcv_client_destroy(t.client);
+	if (stats_path && tool_write_stats(TOOL, t.sink, stats_path, &j) < 0)
+		ret = 1;
+	else if (!stats_path)
+		zcv_json_finish(&j);
+	zcv_sink_destroy(t.sink);
+	close(t.timer);
 	if (t.checksums)
 		fclose(t.checksums);
-	zcv_stats_finish(&t.stats);
 	free(t.scratch);
-	if (r < 0)
-		fprintf(stderr, TOOL ": the stream ended with an error: %s (%s)\n",
-			zcv_log_safe(t.close_reason), strerror(r > -4096 ? -r : EPROTO));
-	return r < 0 || stats_failed ? 1 : 0;
+	return ret;
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <dirent.h>
+#include <stdio.h>
 #include "closer.h"
 
 static inline int zcv_test_count_fds(void)

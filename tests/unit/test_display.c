@@ -242,6 +242,25 @@ static void test_no_device(void **state)
 	zcv_display_destroy(NULL);
 }
 
+/* The display sink fails as the display does, and leaves nothing behind. */
+static void test_sink_no_device(void **state)
+{
+	struct zcv_display_config cfg = { .device = "/dev/dri/zcv-no-such-card" };
+	struct zcv_sink *sink = NULL;
+	struct zcv_display *d = NULL;
+	char err[256] = "";
+
+	assert_int_equal(zcv_display_sink_create(&cfg, NULL, NULL, &sink, &d, err, sizeof(err)),
+			 -ENOENT);
+	assert_null(sink);
+	assert_null(d);
+	assert_non_null(strstr(err, "cannot open /dev/dri/zcv-no-such-card"));
+	cfg.device = "/dev/null";
+	assert_int_equal(zcv_display_sink_create(&cfg, NULL, NULL, &sink, &d, err, sizeof(err)),
+			 -ENODEV);
+	assert_null(sink);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -251,6 +270,8 @@ int main(void)
 						zcv_test_fd_teardown),
 		cmocka_unit_test_setup_teardown(test_png, zcv_test_fd_setup, zcv_test_fd_teardown),
 		cmocka_unit_test_setup_teardown(test_no_device, zcv_test_fd_setup,
+						zcv_test_fd_teardown),
+		cmocka_unit_test_setup_teardown(test_sink_no_device, zcv_test_fd_setup,
 						zcv_test_fd_teardown),
 	};
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include <zcv/pattern.h>
+#include <zcv/source.h>
 #include "fdcheck.h"
 
 static void planes_of(uint8_t *base, const struct zcv_layout *l, uint8_t *planes[ZCV_MAX_PLANES])
@@ -116,6 +117,94 @@ static void test_bad_input(void **state)
 	assert_int_equal(code, 77);
 }
 
+struct fit_run {
+	struct zcv_source *src;
+	unsigned frames, bad;
+	uint8_t *scratch;
+};
+
+/* Each frame the source renders must be its pattern frame at the layout
+ * of the pool it came from; handed straight back (no consumer). */
+static void fit_frame(void *data, struct zcv_buffer *buf, const struct zcv_frame_meta *meta)
+{
+	struct fit_run *run = data;
+	struct zcv_pool *pool = zcv_source_get_pool(run->src);
+	const uint8_t *planes[ZCV_MAX_PLANES] = { 0 };
+
+	for (unsigned p = 0; p < pool->layout.n_planes; p++)
+		planes[p] = zcv_buffer_plane(pool, buf, p);
+	run->frames++;
+	run->bad += zcv_pattern_check(ZCV_PATTERN_BARS, &pool->layout, meta->sequence, planes,
+				      run->scratch, NULL) != 0;
+	assert_int_equal(zcv_pool_lend(pool, buf->index, 0), 0);
+}
+
+/*
+ * The pattern source's fit: buffers that already fit are kept; otherwise
+ * a memfd pool of the next generation laid out for the constraints, which
+ * the fit check then accepts, and frames are rendered into it at that
+ * layout; constraints no layout meets are refused with the reason and the
+ * pool kept; after the start, nothing changes.
+ */
+static void test_source_fit(void **state)
+{
+	struct zcv_pattern_source_config cfg = {
+		.fourcc = ZCV_FMT_NV12,
+		.width = 320,
+		.height = 180,
+		.frames = 4,
+	};
+	struct zcv_constraints none = { 0 }, odd = { .stride_align = 3 };
+	struct zcv_constraints k = { .stride_align = 256,
+				     .height_align = 16,
+				     .min_plane_size = { 0, 60000 } };
+	struct fit_run run = { 0 };
+	struct zcv_pool *old;
+	char how[256], why[160];
+	int r;
+
+	assert_int_equal(zcv_pattern_source_create(
+				 &cfg, &(struct zcv_source_callbacks){ fit_frame }, &run, &run.src),
+			 0);
+	old = zcv_source_get_pool(run.src);
+	assert_int_equal(zcv_source_fit(run.src, &none, how, sizeof(how)), 0);
+	assert_non_null(strstr(how, "already fit"));
+	assert_ptr_equal(zcv_source_get_pool(run.src), old);
+	assert_int_equal(zcv_source_fit(run.src, &odd, how, sizeof(how)), -EOPNOTSUPP);
+	assert_non_null(strstr(how, "not a multiple of 3"));
+	assert_ptr_equal(zcv_source_get_pool(run.src), old);
+
+	assert_int_equal(zcv_pool_check(old, &k, why, sizeof(why)), ZCV_FIT_LAYOUT);
+	assert_int_equal(zcv_source_fit(run.src, &k, how, sizeof(how)), 1);
+	assert_ptr_not_equal(zcv_source_get_pool(run.src), old);
+	/* the old pool stays valid (a server may still name it) */
+	assert_int_equal(old->generation, 1);
+	{
+		struct zcv_pool *pool = zcv_source_get_pool(run.src);
+
+		assert_int_equal(pool->generation, 2);
+		assert_int_equal(pool->n_buffers, old->n_buffers);
+		assert_int_equal(pool->kind, ZCV_MEMORY_MEMFD);
+		assert_int_equal(zcv_pool_check(pool, &k, why, sizeof(why)), ZCV_FIT_OK);
+		assert_int_equal(pool->layout.planes[0].stride, 512);
+		assert_int_equal(pool->layout.planes[1].offset, 512 * 192);
+		/* the plane's own lines; the object holds its 60000 bytes */
+		assert_int_equal(pool->layout.planes[1].size, 512 * 96);
+		assert_int_equal(pool->layout.size, 512 * 192 + 60000);
+		run.scratch = malloc(pool->layout.size);
+	}
+	assert_int_equal(zcv_source_start(run.src), 0);
+	/* unpaced, every buffer back at once: a dispatch or two renders all */
+	for (int i = 0; (r = zcv_source_dispatch(run.src)) == 0; i++)
+		assert_true(i < 100);
+	assert_int_equal(r, 1);
+	assert_int_equal(run.frames, 4);
+	assert_int_equal(run.bad, 0);
+	assert_int_equal(zcv_source_fit(run.src, &none, how, sizeof(how)), -EBUSY);
+	zcv_source_destroy(run.src);
+	free(run.scratch);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -124,6 +213,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_moving_element, zcv_test_fd_setup,
 						zcv_test_fd_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_input, zcv_test_fd_setup,
+						zcv_test_fd_teardown),
+		cmocka_unit_test_setup_teardown(test_source_fit, zcv_test_fd_setup,
 						zcv_test_fd_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,6 +17,8 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <linux/sockios.h>
 #include <cmocka.h>
 #include <zcv/client.h>
@@ -778,14 +780,143 @@ static void test_server_many_fds(void **state)
 	env_finish(&e);
 }
 
+/* A runtime directory for the default socket path, and XDG_RUNTIME_DIR
+ * pointing at it for the test's duration. */
+struct rtdir {
+	char dir[64], sub[80], sock[112];
+	char *saved;
+};
+
+static void rtdir_enter(struct rtdir *rt)
+{
+	const char *x = getenv("XDG_RUNTIME_DIR");
+
+	strcpy(rt->dir, "/tmp/zcv-rt-XXXXXX");
+	assert_non_null(mkdtemp(rt->dir));
+	snprintf(rt->sub, sizeof(rt->sub), "%s/zcv", rt->dir);
+	snprintf(rt->sock, sizeof(rt->sock), "%s/default.sock", rt->sub);
+	rt->saved = x ? strdup(x) : NULL;
+	assert_int_equal(setenv("XDG_RUNTIME_DIR", rt->dir, 1), 0);
+}
+
+static void rtdir_leave(struct rtdir *rt)
+{
+	unlink(rt->sock);
+	rmdir(rt->sub);
+	rmdir(rt->dir);
+	if (rt->saved)
+		setenv("XDG_RUNTIME_DIR", rt->saved, 1);
+	else
+		unsetenv("XDG_RUNTIME_DIR");
+	free(rt->saved);
+}
+
+static void assert_mode(const char *path, mode_t mode, gid_t gid)
+{
+	struct stat st;
+
+	assert_int_equal(lstat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, mode);
+	assert_int_equal(st.st_gid, gid);
+}
+
+/*
+ * --group with the default socket path: the directory (created 0700)
+ * becomes the group's, 0710, so members may reach the socket (0660, the
+ * group's) but neither list nor write the directory; a consumer of ours
+ * still finds the socket by the default path. The directory checks accept
+ * exactly 0700, 0710 and 0750, never other access or group write. When the
+ * group cannot pass the runtime directory above, the producer says so
+ * rather than serve a group that cannot reach it.
+ */
+static void test_group_default_path(void **state)
+{
+	static const struct {
+		mode_t mode;
+		int r;
+	} modes[] = { { 0700, 0 },      { 0710, 0 },      { 0750, 0 },
+		      { 0770, -EPERM }, { 0730, -EPERM }, { 0711, -EPERM },
+		      { 0705, -EPERM }, { 0701, -EPERM }, { 01710, 0 } };
+	struct zcv_server_config cfg = { .allow_group = true, .allowed_gid = getegid() };
+	struct zcv_client_config ccfg = { .size = sizeof(ccfg), .name = "same-user" };
+	struct zcv_server *srv;
+	struct zcv_layout l;
+	struct zcv_pool *pool;
+	struct sink s = { 0 };
+	char path[128];
+	struct rtdir rt;
+
+	rtdir_enter(&rt);
+	/* the runtime directory lets the group pass (0710, the group's) */
+	assert_int_equal(chown(rt.dir, (uid_t)-1, getegid()), 0);
+	assert_int_equal(chmod(rt.dir, 0710), 0);
+	assert_int_equal(zcv_format_layout(ZCV_FMT_NV12, 64, 32, 64, &l), 0);
+	assert_int_equal(zcv_pool_create_memfd(&l, 4, 1, &pool), 0);
+	assert_int_equal(zcv_server_create(&cfg, NULL, NULL, pool, &srv), 0);
+	assert_string_equal(zcv_server_socket_path(srv), rt.sock);
+	assert_mode(rt.sub, 0710, getegid());
+	assert_mode(rt.sock, 0660, getegid());
+	assert_int_equal(zcv_client_connect(&ccfg, &sink_cbs, &s, &s.c), 0);
+	for (int round = 0; round < 8 && !s.formats; round++) {
+		assert_int_equal(zcv_server_dispatch(srv), 0);
+		assert_int_equal(zcv_client_dispatch(s.c), 0);
+	}
+	assert_int_equal(s.formats, 1);
+	assert_int_equal(s.fmt.path, ZCV_PATH_MEMFD);
+	zcv_client_destroy(s.c);
+	zcv_server_destroy(srv);
+
+	for (unsigned i = 0; i < ZCV_ARRAY_SIZE(modes); i++) {
+		assert_int_equal(chmod(rt.sub, modes[i].mode), 0);
+		assert_int_equal(zcv_socket_default_path(path, sizeof(path)), modes[i].r);
+	}
+	/* a runtime directory closed to the group: refused, nothing left behind */
+	assert_int_equal(chmod(rt.sub, 0700), 0);
+	assert_int_equal(chmod(rt.dir, 0700), 0);
+	assert_int_equal(zcv_server_create(&cfg, NULL, NULL, pool, &srv), -EACCES);
+	assert_int_equal(access(rt.sock, F_OK), -1);
+	/* without a group it is no obstacle */
+	assert_int_equal(zcv_server_create(NULL, NULL, NULL, pool, &srv), 0);
+	zcv_server_destroy(srv);
+	zcv_pool_destroy(pool);
+	rtdir_leave(&rt);
+}
+
+/* --group with a socket path of its own: the socket becomes the group's,
+ * 0660; a group we may not give it to is an error, not a socket that
+ * silently serves only us. */
+static void test_group_socket_path(void **state)
+{
+	struct zcv_server_config cfg = { .allow_group = true, .allowed_gid = getegid() };
+	struct zcv_server *srv = NULL;
+	struct env e;
+
+	env_start(&e, &cfg, 4);
+	assert_mode(e.path, 0660, getegid());
+	env_finish(&e);
+	/* root may give it to any group: only others can be refused */
+	if (geteuid() == 0)
+		return;
+	cfg.allowed_gid = getegid() ? 0 : 1;
+	if (group_member(cfg.allowed_gid))
+		return;
+	env_start(&e, NULL, 4);
+	zcv_server_destroy(e.srv);
+	e.srv = NULL;
+	cfg.socket_path = e.path;
+	assert_int_equal(zcv_server_create(&cfg, NULL, NULL, e.pool, &srv), -EPERM);
+	assert_int_equal(access(e.path, F_OK), -1);
+	env_finish(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, fd_setup, fd_teardown)
-		T(test_budget_grants),    T(test_budget_reserve),    T(test_budget_set_pool),
-		T(test_handshake_quota),  T(test_handshake_timeout), T(test_name_sanitised),
-		T(test_closer_lingering), T(test_closer_queue_full), T(test_server_lingering_fds),
-		T(test_server_many_fds),
+		T(test_budget_grants),    T(test_budget_reserve),     T(test_budget_set_pool),
+		T(test_handshake_quota),  T(test_handshake_timeout),  T(test_name_sanitised),
+		T(test_closer_lingering), T(test_closer_queue_full),  T(test_server_lingering_fds),
+		T(test_server_many_fds),  T(test_group_default_path), T(test_group_socket_path),
 #undef T
 	};
 

@@ -63,7 +63,8 @@ uint64_t zcv_source_starved(struct zcv_source *src);
 
 /*
  * Before zcv_source_start(): reallocates the pool so its buffers satisfy
- * fit. V4L2: VIDIOC_CREATE_BUFS with larger sizes when only sizes fall
+ * fit. Pattern: memfd buffers laid out for fit (zcv_constraints_layout).
+ * V4L2: VIDIOC_CREATE_BUFS with larger sizes when only sizes fall
  * short; when planes must sit further apart than the driver puts them (a
  * codec's aligned height), capture in the driver's one-buffer-per-plane
  * variant (NV12M...) with V4L2_MEMORY_DMABUF into udmabuf slices of one
@@ -72,8 +73,9 @@ uint64_t zcv_source_starved(struct zcv_source *src);
  * Returns 0 (the pool already fits; nothing changed), 1 (a new pool of the
  * next generation: zcv_source_get_pool() returns it; the old one stays
  * valid until the source is destroyed), -EOPNOTSUPP (impossible here: how
- * says why), -EBUSY (already started), or a driver errno (then the old
- * pool is still in use... or the source is unusable: see how).
+ * says why), -EBUSY (already started), or another negative errno: the
+ * old pool is still in use, unless zcv_source_get_pool() now returns NULL
+ * (the source is unusable; how says why).
  */
 int zcv_source_fit(struct zcv_source *src, const struct zcv_constraints *fit, char *how,
 		   size_t how_size);

@@ -64,17 +64,16 @@ struct zcv_pool {
  * Returns 0 or -EINVAL (n is 0 or above ZCV_POOL_MAX_BUFFERS, invalid
  * layout), -ENOMEM, or a memfd/mmap error.
  */
-int zcv_pool_create_memfd(const struct zcv_layout *layout, unsigned n,
-				     uint32_t generation, struct zcv_pool **ret_pool);
+int zcv_pool_create_memfd(const struct zcv_layout *layout, unsigned n, uint32_t generation,
+			  struct zcv_pool **ret_pool);
 
 /*
  * Creates a pool of n buffers without memory; the owner then gives each
  * buffer its fds with zcv_pool_set_fds() (e.g. V4L2 EXPBUF).
  * Returns 0, -EINVAL or -ENOMEM.
  */
-int zcv_pool_create_empty(const struct zcv_layout *layout, unsigned n,
-				     uint32_t generation, enum zcv_memory_kind kind,
-				     struct zcv_pool **ret_pool);
+int zcv_pool_create_empty(const struct zcv_layout *layout, unsigned n, uint32_t generation,
+			  enum zcv_memory_kind kind, struct zcv_pool **ret_pool);
 
 /*
  * Gives buffer idx its memory: n_fds fds, TAKEN by the pool (closed by
@@ -83,7 +82,7 @@ int zcv_pool_create_empty(const struct zcv_layout *layout, unsigned n,
  * plane that does not fit its fd), or the error of sizing an fd.
  */
 int zcv_pool_set_fds(struct zcv_pool *pool, unsigned idx, unsigned n_fds, const int *fds,
-				const uint8_t *plane_fd);
+		     const uint8_t *plane_fd);
 
 /* Unmaps and closes everything. Accepts NULL. */
 void zcv_pool_destroy(struct zcv_pool *pool);
@@ -103,8 +102,7 @@ int zcv_buffer_begin_access(const struct zcv_buffer *buf, unsigned flags);
 int zcv_buffer_end_access(const struct zcv_buffer *buf, unsigned flags);
 
 /* Pointer to plane p of a mapped buffer, or NULL when unmapped. */
-uint8_t *zcv_buffer_plane(const struct zcv_pool *pool, const struct zcv_buffer *buf,
-				     unsigned p);
+uint8_t *zcv_buffer_plane(const struct zcv_pool *pool, const struct zcv_buffer *buf, unsigned p);
 
 /* Takes a FREE buffer for the producer to fill (state PRODUCER), lowest
  * index first. Returns NULL when none is free. */

@@ -56,5 +56,4 @@ int zcv_stats_write_json(struct zcv_stats *s, FILE *f, const struct zcv_json *ex
 
 /* Same, to a file at path, replaced atomically via a temp file beside it
  * (zcv_json_write_file); also the errno of creating/renaming it. */
-int zcv_stats_write_json_file(struct zcv_stats *s, const char *path,
-					 const struct zcv_json *extra);
+int zcv_stats_write_json_file(struct zcv_stats *s, const char *path, const struct zcv_json *extra);

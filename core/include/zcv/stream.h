@@ -63,8 +63,9 @@ ZCV_EXPORT uint64_t zcv_constraints_plane_need(const struct zcv_constraints *c,
 
 /*
  * The layout of src's frames in one memory object that meets c: strides
- * rounded up to c->stride_align, planes one after another, each laid out
- * for the aligned height and at least c's minimum size.
+ * rounded up to c->stride_align, each plane right after the previous
+ * one's lines at the aligned height, and the object (size) large enough
+ * for every plane's minimum size from its offset.
  * Returns 0, -EINVAL (unknown format, alignment not a power of two) or
  * -EOVERFLOW (a plane beyond 32 bits).
  */

@@ -12,6 +12,9 @@
  * consumer connection. Runs on the caller's loop: add zcv_server_get_fd()
  * (an epoll fd) for EPOLLIN to your loop and call zcv_server_dispatch()
  * when it is readable. Never blocks on a consumer.
+ *
+ * Internal to zcv (not installed, not exported from libzcv): programs
+ * serve a stream through <zcv/producer.h>, which owns a server.
  */
 struct zcv_server;
 
@@ -25,7 +28,10 @@ struct zcv_server_config {
 	uint32_t fps_num, fps_den; /* advertised frame rate; 0/1 unpaced */
 	uint32_t colorspace;       /* V4L2 colorspace, 0 default */
 	uint64_t modifier;         /* DRM modifier of the buffers, 0 linear */
-	bool allow_group; /* also accept peers of allowed_gid (a zeroed config: same uid only) */
+	/* Also accept peers of allowed_gid (a zeroed config: same uid only):
+	 * the socket file becomes that group's, 0660, and so does the
+	 * default socket's directory (0710, see zcv_socket_default_path). */
+	bool allow_group;
 	gid_t allowed_gid;
 	bool allow_any_uid; /* tests only: skip the same-uid check */
 	/* Appended. true: a consumer whose HELLO arrived waits (state
@@ -96,7 +102,7 @@ struct zcv_consumer_info {
 	char path_reason[128];              /* why it got the copy tier ("" otherwise) */
 };
 
-/* Both run inside dispatch/publish/set_pool/end, never inside destroy.
+/* They run inside dispatch/publish/set_pool/admit/end, never inside destroy.
  * consumer_joined: the handshake completed (state STREAMING).
  * consumer_left: a consumer that had joined is gone (info has end_error and
  * end_reason). Consumers refused before joining only appear in
@@ -117,28 +123,32 @@ struct zcv_server_callbacks {
  * Returns 0 or: -EADDRINUSE when another producer serves that path,
  * -EEXIST when something other than a socket is at that path (a stale
  * socket is replaced), -ENAMETOOLONG, -EINVAL for a bad config (or a pool
- * buffer without fds), or a socket/epoll errno.
+ * buffer without fds), -EPERM when allow_group is set and the socket (or
+ * the default socket's directory) cannot be made allowed_gid's (we are
+ * not a member), -EACCES when that group cannot pass the directory above
+ * the default socket's ($XDG_RUNTIME_DIR is usually closed to everyone
+ * else: give a socket_path the group can reach), the errors of
+ * zcv_socket_default_path(), or a socket/epoll errno.
  */
-ZCV_EXPORT int zcv_server_create(const struct zcv_server_config *cfg,
-				 const struct zcv_server_callbacks *cbs, void *data,
-				 struct zcv_pool *pool, struct zcv_server **ret_server);
+int zcv_server_create(const struct zcv_server_config *cfg, const struct zcv_server_callbacks *cbs,
+		      void *data, struct zcv_pool *pool, struct zcv_server **ret_server);
 
 /* Sends BYE (end of stream) to every consumer, closes all, unlinks the
  * socket. Buffers still lent are unheld. Consumers' sockets are closed on
  * the fd-closing thread; this waits up to 1 s for it to finish, so that on
  * return every fd the server had is closed unless a peer made a close
  * block longer than that. Accepts NULL. */
-ZCV_EXPORT void zcv_server_destroy(struct zcv_server *srv);
+void zcv_server_destroy(struct zcv_server *srv);
 
 /* Epoll fd to poll for EPOLLIN; owned by the server. */
-ZCV_EXPORT int zcv_server_get_fd(struct zcv_server *srv);
+int zcv_server_get_fd(struct zcv_server *srv);
 
 /* Handles everything pending (accept, messages, hang-ups, hold timeouts)
  * without blocking: fds a consumer sends along and the sockets of dropped
  * consumers are closed on a background thread (a close can block for as
  * long as the peer chooses). Returns 0, or a negative errno on an internal failure
  * (consumer misbehaviour is handled by disconnecting that consumer). */
-ZCV_EXPORT int zcv_server_dispatch(struct zcv_server *srv);
+int zcv_server_dispatch(struct zcv_server *srv);
 
 /*
  * Publishes the frame in buffer idx (state PRODUCER) to every streaming
@@ -149,8 +159,7 @@ ZCV_EXPORT int zcv_server_dispatch(struct zcv_server *srv);
  * Returns the number of consumers that got it, or -EINVAL (bad index or the
  * buffer is not the producer's).
  */
-ZCV_EXPORT int zcv_server_publish(struct zcv_server *srv, unsigned idx,
-				  const struct zcv_frame_meta *meta);
+int zcv_server_publish(struct zcv_server *srv, unsigned idx, const struct zcv_frame_meta *meta);
 
 /* Replaces the pool (new generation): every consumer gets a new WELCOME
  * and the new buffers; old buffers are retired as they are released.
@@ -158,50 +167,52 @@ ZCV_EXPORT int zcv_server_publish(struct zcv_server *srv, unsigned idx,
  * zcv_pool_count(old, ZCV_BUFFER_LENT) == 0 (its on_free fires as each
  * buffer comes back) or until zcv_server_destroy() returned.
  * Returns 0 or -EINVAL (generation not newer, or a buffer without fds). */
-ZCV_EXPORT int zcv_server_set_pool(struct zcv_server *srv, struct zcv_pool *pool);
+int zcv_server_set_pool(struct zcv_server *srv, struct zcv_pool *pool);
 
 /* Tells every consumer the stream ended (error 0) or failed (negative
  * errno, reason text), and stops accepting. Consumers keep their
  * connection until they release what they hold or hang up. */
-ZCV_EXPORT void zcv_server_end(struct zcv_server *srv, int error, const char *reason);
+void zcv_server_end(struct zcv_server *srv, int error, const char *reason);
 
 /* Consumers connected now plus those that left (most recent 64), oldest
  * first. Returns how many were written (at most max). */
-ZCV_EXPORT unsigned zcv_server_get_consumers(struct zcv_server *srv, struct zcv_consumer_info *out,
-					     unsigned max);
+unsigned zcv_server_get_consumers(struct zcv_server *srv, struct zcv_consumer_info *out,
+				  unsigned max);
 
 /* Sends the pool to every consumer waiting since its HELLO (see
  * defer_admission) and admits later ones at once from now on. Each gets
  * the zero-copy path when the current pool meets its constraints, else
  * the copy tier (path_reason says why). Returns the number admitted. */
-ZCV_EXPORT int zcv_server_admit(struct zcv_server *srv);
+int zcv_server_admit(struct zcv_server *srv);
 
 /* Consumers whose HELLO arrived and who wait for zcv_server_admit(). */
-ZCV_EXPORT unsigned zcv_server_pending_count(struct zcv_server *srv);
+unsigned zcv_server_pending_count(struct zcv_server *srv);
 
-/* The constraints of all waiting consumers merged (largest sizes and
- * alignments). */
-ZCV_EXPORT void zcv_server_pending_constraints(struct zcv_server *srv, struct zcv_constraints *ret);
+/* The constraints of all waiting consumers merged (zcv_constraints_merge:
+ * largest sizes and alignments, holds added), leaving out those that asked
+ * for the copy tier. */
+void zcv_server_pending_constraints(struct zcv_server *srv, struct zcv_constraints *ret);
 
 /* The buffer budget now: source buffers consumers may hold together
  * (n_buffers - source_reserve of the current pool, 0 when the pool is
  * that small) and how many of them are granted. Either may be NULL. */
-ZCV_EXPORT void zcv_server_get_budget(struct zcv_server *srv, unsigned *ret_total,
-				      unsigned *ret_granted);
+void zcv_server_get_budget(struct zcv_server *srv, unsigned *ret_total, unsigned *ret_granted);
 
 /* Number of consumers in STREAMING state. */
-ZCV_EXPORT unsigned zcv_server_streaming_count(struct zcv_server *srv);
+unsigned zcv_server_streaming_count(struct zcv_server *srv);
 
-/* Frames published and total bytes the copy tier copied. */
-ZCV_EXPORT uint64_t zcv_server_copied_bytes(struct zcv_server *srv);
+/* Bytes the copy tier copied, for every consumer together. */
+uint64_t zcv_server_copied_bytes(struct zcv_server *srv);
 
 /* The socket path in use (owned by the server). */
-ZCV_EXPORT const char *zcv_server_socket_path(struct zcv_server *srv);
+const char *zcv_server_socket_path(struct zcv_server *srv);
 
 /*
  * Default socket path: $XDG_RUNTIME_DIR/zcv/default.sock, else
  * /tmp/zcv-$UID/default.sock. Creates the directory with mode 0700 when
- * missing and refuses one that is not ours or is group/world accessible.
+ * missing. Accepts it only when it is ours, nobody else may write to it
+ * and others may not enter it: 0700, or a group's 0710/0750 (what
+ * zcv_server_create() makes of it for allow_group). Refuses anything else.
  * Returns 0, -ENAMETOOLONG, -EPERM (unsafe directory) or a mkdir errno.
  */
-ZCV_EXPORT int zcv_socket_default_path(char *buf, size_t size);
+int zcv_socket_default_path(char *buf, size_t size);

@@ -869,6 +869,13 @@ ok:
 	return 0;
 }
 
+/* The caller's CPU access bracket around reading a frame's pixels. */
+static void cpu_access(struct zcv_display *d, const struct zcv_client_frame *f, bool begin)
+{
+	if (d->cbs.access)
+		d->cbs.access(d->data, f, begin);
+}
+
 static int copy_into(struct zcv_display *d, const struct zcv_client_frame *f, struct dumb *b)
 {
 	const struct zcv_layout *l = &d->fmt.layout;
@@ -884,14 +891,10 @@ static int copy_into(struct zcv_display *d, const struct zcv_client_frame *f, st
 		memset(b->map, 0, b->size);
 		b->dirty = false;
 	}
-	for (unsigned p = 0; p < l->n_planes; p++)
-		if (p == 0 || f->fd[p] != f->fd[p - 1])
-			zcv_dmabuf_sync_start(f->fd[p], ZCV_SYNC_READ);
+	cpu_access(d, f, true);
 	n = zcv_display_convert(l, d->fmt.colorspace, planes, f->stride, b->map, d->info.mode_width,
 				d->info.mode_height, b->pitch);
-	for (unsigned p = 0; p < l->n_planes; p++)
-		if (p == 0 || f->fd[p] != f->fd[p - 1])
-			zcv_dmabuf_sync_end(f->fd[p], ZCV_SYNC_READ);
+	cpu_access(d, f, false);
 	if (n < 0)
 		return (int)n;
 	zcv_copied_bytes_add((uint64_t)n);
@@ -1263,12 +1266,10 @@ int zcv_display_snapshot(struct zcv_display *d, struct zcv_display_image *ret)
 		px = calloc((size_t)w * h, 4);
 		if (!px)
 			return -ENOMEM;
-		for (unsigned p = 0; p < d->fmt.layout.n_planes; p++)
-			zcv_dmabuf_sync_start(f->fd[p], ZCV_SYNC_READ);
+		cpu_access(d, f, true);
 		n = zcv_display_convert(&d->fmt.layout, d->fmt.colorspace, planes, f->stride, px, w,
 					h, w * 4);
-		for (unsigned p = 0; p < d->fmt.layout.n_planes; p++)
-			zcv_dmabuf_sync_end(f->fd[p], ZCV_SYNC_READ);
+		cpu_access(d, f, false);
 		if (n < 0) {
 			free(px);
 			return (int)n;

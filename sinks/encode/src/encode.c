@@ -51,7 +51,7 @@ struct zcv_encoder {
 	char error[320];
 };
 
-static _Thread_local char create_error[320];
+static _Thread_local char create_error[1400]; /* room for what find looked at */
 static _Thread_local char looked_at[1024];
 
 static void set_error(struct zcv_encoder *e, const char *fmt, ...)
@@ -194,27 +194,43 @@ int zcv_encoder_create(const struct zcv_encoder_config *cfg,
 	int r;
 
 	create_error[0] = '\0';
-	if (!cfg || !cfg->device || !ret_enc)
+	if (!cfg || !ret_enc)
 		return -EINVAL;
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;
+	e->fd = -1;
 	e->cfg = *cfg;
 	if (cbs)
 		e->cbs = *cbs;
 	e->data = data;
-	snprintf(e->device, sizeof(e->device), "%s", cfg->device);
-	e->fd = open(cfg->device, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (cfg->device) {
+		snprintf(e->device, sizeof(e->device), "%s", cfg->device);
+	} else {
+		const char *found = NULL;
+
+		r = zcv_encoder_find(cfg->codec, e->device, sizeof(e->device), &found);
+		if (r < 0) {
+			snprintf(
+				create_error, sizeof(create_error),
+				"no V4L2 encoder found. Looked for a memory-to-memory device whose "
+				"CAPTURE queue offers a compressed format%s%s%s; found: %s",
+				cfg->codec ? " (" : "", cfg->codec ? fourcc_str(cfg->codec, a) : "",
+				cfg->codec ? ")" : "", found ? found : strerror(-r));
+			goto fail;
+		}
+	}
+	e->cfg.device = e->device;
+	e->fd = open(e->device, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (e->fd < 0) {
 		r = -errno;
-		snprintf(create_error, sizeof(create_error), "cannot open %s: %s", cfg->device,
+		snprintf(create_error, sizeof(create_error), "cannot open %s: %s", e->device,
 			 strerror(-r));
 		goto fail;
 	}
 	if (xioctl(e->fd, VIDIOC_QUERYCAP, &cap) < 0) {
 		r = -ENOTTY;
-		snprintf(create_error, sizeof(create_error), "%s is not a V4L2 device",
-			 cfg->device);
+		snprintf(create_error, sizeof(create_error), "%s is not a V4L2 device", e->device);
 		goto fail;
 	}
 	snprintf(e->card, sizeof(e->card), "%s", (char *)cap.card);
@@ -223,7 +239,7 @@ int zcv_encoder_create(const struct zcv_encoder_config *cfg,
 		r = -ENODEV;
 		snprintf(create_error, sizeof(create_error),
 			 "%s (%s, driver %s) is not a memory-to-memory device, so it cannot encode",
-			 cfg->device, cap.card, cap.driver);
+			 e->device, cap.card, cap.driver);
 		goto fail;
 	}
 	e->codec = m2m_codec(e->fd, caps, cfg->codec);
@@ -233,12 +249,12 @@ int zcv_encoder_create(const struct zcv_encoder_config *cfg,
 			snprintf(create_error, sizeof(create_error),
 				 "%s (%s) does not encode to %s (see its CAPTURE formats: v4l2-ctl "
 				 "-d %s --list-formats)",
-				 cfg->device, cap.card, fourcc_str(cfg->codec, a), cfg->device);
+				 e->device, cap.card, fourcc_str(cfg->codec, a), e->device);
 		else
 			snprintf(create_error, sizeof(create_error),
 				 "%s (%s) is a mem2mem device without a compressed CAPTURE format: "
 				 "not an encoder (a decoder or converter?)",
-				 cfg->device, cap.card);
+				 e->device, cap.card);
 		goto fail;
 	}
 	e->mplane = !(caps & V4L2_CAP_VIDEO_M2M);

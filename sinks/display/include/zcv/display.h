@@ -65,6 +65,11 @@ struct zcv_display_callbacks {
 	/* The copy path is taken for the current format, and why (also in
 	 * zcv_display_info.fallback_reason). Optional. */
 	void (*fallback)(void *data, const char *reason);
+	/* The CPU access bracket around the display reading frame's pixels
+	 * (copy path, snapshot): begin, then the same with begin false
+	 * (zcv_client_begin_access/end_access). Optional: without it the
+	 * display reads the mappings as they are. */
+	void (*access)(void *data, const struct zcv_client_frame *frame, bool begin);
 };
 
 struct zcv_display_info {
@@ -197,3 +202,22 @@ ZCV_EXPORT int64_t zcv_display_convert(const struct zcv_layout *layout, uint32_t
 				       const uint32_t strides[ZCV_MAX_PLANES], uint8_t *dst,
 				       uint32_t dst_width, uint32_t dst_height,
 				       uint32_t dst_stride);
+
+struct zcv_sink;
+
+/*
+ * The display sink (<zcv/sink.h>): a display made with cfg (as
+ * zcv_display_create, whose errors and errbuf text it returns) behind the
+ * sink interface. It owns the display (*ret_display borrows it for info,
+ * stats and snapshots until zcv_sink_destroy()), hands frames back when
+ * they leave the screen, brackets its CPU reads, reports capture-to-flip
+ * latency, reports the path ZCV_PATH_COPY while it copies, and drains by
+ * waiting for the pending flip. fallback (may be NULL) is told, with data,
+ * when the copy path is taken and why. The run fails when the display
+ * cannot take the format ("cannot display ..."), show a frame ("cannot
+ * show frame ..."), or its fd fails ("display failed: ...").
+ */
+ZCV_EXPORT int zcv_display_sink_create(const struct zcv_display_config *cfg,
+				       void (*fallback)(void *data, const char *reason), void *data,
+				       struct zcv_sink **ret_sink, struct zcv_display **ret_display,
+				       char *errbuf, size_t errlen);

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <zcv/format.h>
 #include <zcv/stream.h>
 
@@ -41,7 +42,9 @@ struct zcv_encoder_callbacks {
 	void (*done)(void *data, uint64_t cookie);
 	/* One CAPTURE buffer of bitstream (len may be 0 for the last, empty
 	 * one). sequence and timestamp_ns are those of the frame it encodes
-	 * (as given to zcv_encoder_queue), when the driver says which. */
+	 * (as given to zcv_encoder_queue), when the driver says which.
+	 * keyframe is V4L2_BUF_FLAG_KEYFRAME, which some drivers never set
+	 * (vicodec): false does not mean it is not one. */
 	void (*packet)(void *data, const void *buf, size_t len, uint64_t sequence,
 		       uint64_t timestamp_ns, bool keyframe);
 };
@@ -56,9 +59,12 @@ struct zcv_encoder_callbacks {
 int zcv_encoder_find(uint32_t codec, char *path, size_t size, const char **ret_looked_at);
 
 /*
- * Opens the encoder and checks it is one: -ENOENT (no such device),
- * -ENOTTY (not V4L2), -ENODEV (not a mem2mem encoder, or codec not
- * offered), -EBUSY, or a driver errno; *ret_error gets an explanation.
+ * Opens the encoder (cfg->device, or the first zcv_encoder_find() finds
+ * for cfg->codec) and checks it is one: -ENOENT (no such device),
+ * -ENOTTY (not V4L2), -ENODEV (not a mem2mem encoder, codec not offered,
+ * or no device given and none found), -EBUSY, -EINVAL (no cfg), or a
+ * driver errno; *ret_error (may be NULL) gets an explanation, static
+ * until the thread's next call.
  */
 int zcv_encoder_create(const struct zcv_encoder_config *cfg,
 		       const struct zcv_encoder_callbacks *cbs, void *data,
@@ -107,10 +113,11 @@ struct zcv_encoder_frame {
 	unsigned index; /* pool buffer index = V4L2 OUTPUT index */
 	uint64_t sequence;
 	uint64_t timestamp_ns;
-	uint64_t cookie;        /* given back by the done callback */
-	unsigned n_planes;      /* colour planes */
-	int fd[ZCV_MAX_PLANES]; /* DMABUF: plane fds (borrowed) */
-	uint64_t fd_size[ZCV_MAX_PLANES];
+	uint64_t cookie;                  /* given back by the done callback */
+	unsigned n_planes;                /* colour planes */
+	int fd[ZCV_MAX_PLANES];           /* DMABUF: plane fds (borrowed) */
+	uint64_t fd_size[ZCV_MAX_PLANES]; /* size of the memory object fd[p] (and of
+					   * the mapping map[p] lies in) */
 	uint32_t offset[ZCV_MAX_PLANES];
 	const void *map[ZCV_MAX_PLANES]; /* USERPTR: plane pointers */
 	uint32_t bytesused[ZCV_MAX_PLANES];
@@ -139,3 +146,51 @@ unsigned zcv_encoder_queued(struct zcv_encoder *enc);
 
 /* Human-readable text of the last failure. */
 const char *zcv_encoder_error(struct zcv_encoder *enc);
+
+struct zcv_sink;
+
+/* What the encode sink tells besides the bitstream. */
+struct zcv_encode_sink_config {
+	FILE *frame_log; /* the producer sequence of every encoded frame, a line each, in
+			  * bitstream order (testing); NULL: none. Borrowed. */
+	FILE *trace;     /* a line per frame queued, frame done and packet, with times
+			  * (debugging); NULL: none. Borrowed. */
+};
+
+/*
+ * The encode sink (<zcv/sink.h>): an encoder made with ecfg (as
+ * zcv_encoder_create, whose errors and *ret_error it returns) behind the
+ * sink interface. It owns the encoder (*ret_encoder borrows it for its
+ * device, codec and needs until zcv_sink_destroy()). The first format
+ * starts the encoder (DMA-BUF import on the DMA-BUF path, USERPTR from the
+ * mapping otherwise); each frame goes into a free slot and is queued;
+ * the encoder's done hands it back; every packet is written to
+ * the output (zcv_encode_sink_set_output); latency is capture to packet; the drain is
+ * V4L2_ENC_CMD_STOP up to the last packet. A frame that finds every slot
+ * busy is declined (not_encoded). The run fails when the encoder refuses
+ * the stream or a frame, a format change it cannot follow, or a write
+ * of the bitstream fails. Returns 0, or as zcv_encoder_create, -ENOMEM.
+ */
+int zcv_encode_sink_create(const struct zcv_encoder_config *ecfg,
+			   const struct zcv_encode_sink_config *cfg, struct zcv_sink **ret_sink,
+			   struct zcv_encoder **ret_encoder, const char **ret_error);
+
+/* Where the bitstream goes: fd (borrowed), before the run. Returns 0, or
+ * -EINVAL when sink is not an encode sink. */
+int zcv_encode_sink_set_output(struct zcv_sink *sink, int fd);
+
+struct zcv_encode_sink_stats {
+	uint64_t frames_in;   /* frames queued to the encoder */
+	uint64_t frames_out;  /* packets written (the empty last one not counted) */
+	uint64_t bytes_out;   /* bitstream bytes written */
+	uint64_t keyframes;   /* packets the driver flagged as keyframes */
+	bool keyframes_known; /* false when it flagged none: every stream starts
+			       * with one, so the driver does not say (vicodec)
+			       * and keyframes is unknown, not 0 */
+	uint64_t not_encoded; /* frames declined: every slot busy */
+	double encoder_fps;   /* frames out per second, first frame in to last out */
+};
+
+/* The encode sink's figures. Returns 0, or -EINVAL when sink is not an
+ * encode sink. */
+int zcv_encode_sink_get_stats(struct zcv_sink *sink, struct zcv_encode_sink_stats *ret_stats);

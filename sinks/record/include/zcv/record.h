@@ -34,6 +34,19 @@ uint64_t zcv_record_frames(const struct zcv_record *rec);
 uint64_t zcv_record_bytes(const struct zcv_record *rec);
 uint64_t zcv_record_converted_bytes(const struct zcv_record *rec);
 
-/* Flushes and closes. Returns 0 or the error of close/fsync-free flush.
+/* Closes the file (no fsync). Returns 0 or the errno of close().
  * Accepts NULL. */
 int zcv_record_destroy(struct zcv_record *rec);
+
+struct zcv_sink;
+
+/*
+ * The record sink (<zcv/sink.h>): writes every frame it is given to rec
+ * (borrowed: destroy rec after the sink), reading the pixels inside the
+ * CPU access bracket, and hands the frame back at once. The run fails
+ * with -EINVAL when a frame cannot be recorded ("cannot record this stream
+ * as Y4M (RGB, or the format changed)"), -EFAULT when the client does not
+ * map the frames, or the errno of a failed write ("write failed: ...").
+ * Returns 0 or -ENOMEM.
+ */
+int zcv_record_sink_create(struct zcv_record *rec, struct zcv_sink **ret_sink);
