@@ -677,11 +677,16 @@ static bool unfinished(const struct consumer *c)
  * out. Over the quota the oldest goes, not the newcomer: a connection that
  * has waited longest is the likeliest to never say anything. But one that
  * connected moments ago may be a well-behaved client preempted between
- * connect() and its HELLO; while every waiting connection is that young,
- * the newcomer is refused instead, so a burst of connections cannot push
- * out a client that is about to speak.
+ * connect() and its HELLO (handshake_grace_ns). While every waiting
+ * connection is that young,
+ * nobody goes: a burst of connections can neither push out a client that
+ * is about to speak nor keep one that was preempted before its HELLO (on
+ * a busy host) from getting in. A burst is bounded all the same: beyond
+ * HANDSHAKE_BURST_FACTOR times the quota the newcomer is refused; the
+ * excess goes as newer connections replace the oldest, or at the
+ * handshake timeout.
  */
-#define HANDSHAKE_GRACE_NS (200ull * NSEC_PER_MSEC)
+#define HANDSHAKE_BURST_FACTOR 8u
 
 static void handshake_make_room(struct zcv_server *srv, struct consumer *newcomer)
 {
@@ -696,12 +701,12 @@ static void handshake_make_room(struct zcv_server *srv, struct consumer *newcome
 		}
 	if (n < srv->cfg.handshake_quota || !oldest)
 		return;
-	if (newcomer->accepted_ns - oldest->accepted_ns < HANDSHAKE_GRACE_NS)
-		consumer_dropf(newcomer, -EBUSY, true,
-			       "no HELLO yet and %u newer connections waiting for theirs", n);
-	else
+	if (newcomer->accepted_ns - oldest->accepted_ns >= srv->cfg.handshake_grace_ns)
 		consumer_dropf(oldest, -EBUSY, true,
 			       "no HELLO yet; replaced by a newer connection (%u waiting)", n);
+	else if (n >= srv->cfg.handshake_quota * HANDSHAKE_BURST_FACTOR)
+		consumer_dropf(newcomer, -EBUSY, true,
+			       "no HELLO yet and %u newer connections waiting for theirs", n);
 }
 
 static void accept_one(struct zcv_server *srv, int fd)
@@ -851,6 +856,8 @@ int zcv_server_create(const struct zcv_server_config *cfg, const struct zcv_serv
 		srv->cfg.source_reserve = 2;
 	if (!srv->cfg.handshake_timeout_ns)
 		srv->cfg.handshake_timeout_ns = 1000 * NSEC_PER_MSEC;
+	if (!srv->cfg.handshake_grace_ns)
+		srv->cfg.handshake_grace_ns = 200 * NSEC_PER_MSEC;
 	if (!srv->cfg.handshake_quota)
 		srv->cfg.handshake_quota = 4;
 	if (!srv->cfg.fps_num && !srv->cfg.fps_den)

@@ -418,34 +418,6 @@ def test_gstreamer_y4m(env):
         gst_decode_and_compare(env, env.path(f"{fmt}.y4m"), "320x240", caps, 40, ref)
 
 
-def test_install(env):
-    """The installed library, headers and pkg-config file are enough to
-    build the sample sink outside the tree, and it works."""
-    prefix = env.path("prefix")
-    r = subprocess.run(["cmake", "--install", env.build, "--prefix", prefix],
-                       capture_output=True, text=True)
-    check(r.returncode == 0, "cmake --install into a temporary prefix")
-    pc = subprocess.run(["pkg-config", "--cflags", "--libs", "zcv"], capture_output=True, text=True,
-                        env={**os.environ, "PKG_CONFIG_PATH": os.path.join(prefix, "lib", "pkgconfig")})
-    check(pc.returncode == 0 and prefix in pc.stdout, f"pkg-config finds zcv: {pc.stdout.strip()}")
-    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "samples", "print-sink.c")
-    exe = env.path("print-sink")
-    cc = subprocess.run(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror",
-                         *os.environ.get("ZCV_TEST_CFLAGS", "").split(), "-o", exe, src,
-                         *pc.stdout.split()], capture_output=True, text=True)
-    check(cc.returncode == 0, "samples/print-sink.c builds against the install with -Wall -Wextra -Werror"
-          + ("" if cc.returncode == 0 else f": {cc.stderr[-800:]}"))
-    cap = env.start("zcv-capture", "--size", "320x240", "--fps", "30", "--frames", "5",
-                    "--wait-consumers", "1", "--socket", env.sock)
-    env.wait_socket()
-    libdir = os.path.join(prefix, "lib")
-    out = subprocess.run([exe, env.sock], capture_output=True, text=True, timeout=30,
-                         env={**os.environ, "LD_LIBRARY_PATH": libdir})
-    check(out.returncode == 0 and len(parse_print_sink(out.stdout)) == 5,
-          "the installed sample received all 5 frames")
-    check(env.wait(cap, 10) == 0, "zcv-capture exited 0")
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("test")

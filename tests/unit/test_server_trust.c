@@ -402,46 +402,47 @@ static bool raw_was_dropped(int fd, int *ret_error)
 }
 
 /*
- * 20 connections that never say HELLO: at most 4 wait at any time (a
- * newer one replaces the oldest), none counts as a consumer, and a
- * well-behaved client that connects next is admitted at once.
+ * 40 connections that never say HELLO, in a burst: none counts as a
+ * consumer; while all are younger than the grace a client has between
+ * connect() and HELLO, up to 8 x the quota (32) wait and the rest are
+ * refused; a well-behaved client that connects next is admitted at once
+ * (older idle connections are replaced instead: see hostile.consumers,
+ * whose attacker connects over 2.5 s).
  */
 static void test_handshake_quota(void **state)
 {
-	struct zcv_server_config cfg = { .max_consumers = 1 };
-	int idle[20], dropped = 0;
+	/* the whole burst within the grace however slow this host is */
+	struct zcv_server_config cfg = { .max_consumers = 1,
+					 .handshake_grace_ns = 3600ull * 1000000000ull };
+	int idle[40], dropped = 0;
 	struct zcv_consumer_info all[80];
 	unsigned n;
 	struct env e;
 	struct sink *s;
 
 	env_start(&e, &cfg, 4);
-	for (int i = 0; i < 20; i++) {
+	for (int i = 0; i < 40; i++) {
 		idle[i] = zcv_socket_connect(e.path);
 		assert_true(idle[i] >= 0);
 		assert_int_equal(zcv_server_dispatch(e.srv), 0);
-		assert_true(count_unfinished(&e) <= 4);
+		assert_true(count_unfinished(&e) <= 32);
 	}
-	assert_int_equal(count_unfinished(&e), 4);
+	assert_int_equal(count_unfinished(&e), 32);
 	assert_int_equal(zcv_server_streaming_count(e.srv), 0);
-	/* a burst (all within the grace period a client has between connect
-	 * and HELLO): the first 4 wait, the 16 newcomers were told why and
-	 * refused; older idle connections are replaced instead (see
-	 * hostile.consumers, whose attacker connects over 2.5 s) */
-	for (int i = 0; i < 20; i++) {
+	for (int i = 0; i < 40; i++) {
 		int err = 0;
 
 		if (raw_was_dropped(idle[i], &err)) {
-			assert_true(i >= 4);
+			assert_true(i >= 32);
 			assert_int_equal(err, -EBUSY);
 			dropped++;
 		}
 	}
-	assert_int_equal(dropped, 16);
+	assert_int_equal(dropped, 8);
 	n = zcv_server_get_consumers(e.srv, all, ZCV_ARRAY_SIZE(all));
-	assert_int_equal(n, 20);
-	assert_non_null(strstr(all[4].end_reason, "no HELLO yet"));
-	assert_int_equal(all[4].end_error, -EBUSY);
+	assert_int_equal(n, 40);
+	assert_non_null(strstr(all[32].end_reason, "no HELLO yet"));
+	assert_int_equal(all[32].end_error, -EBUSY);
 
 	/* in at once: one dispatch reads its HELLO right after the accept
 	 * (max_consumers 1 does not count the idle ones) */
@@ -450,13 +451,42 @@ static void test_handshake_quota(void **state)
 	assert_int_equal(zcv_server_streaming_count(e.srv), 1);
 	assert_int_equal(zcv_client_wait_dispatch(s->c, 1000), 0);
 	assert_int_equal(s->formats, 1);
-	assert_true(count_unfinished(&e) <= 4);
+	assert_true(count_unfinished(&e) <= 32);
 	/* a second real consumer is over max_consumers */
 	sink_connect(&e, 1, 0, 0, false);
 	pump(&e);
 	assert_int_equal(e.sinks[1].result, -EBUSY);
-	for (int i = 0; i < 20; i++)
+	for (int i = 0; i < 40; i++)
 		close(idle[i]);
+	env_finish(&e);
+}
+
+/* Past the grace, a newer idle connection replaces the oldest: never
+ * more than the quota wait. */
+static void test_handshake_replace(void **state)
+{
+	struct zcv_server_config cfg = { .handshake_grace_ns = 1 };
+	int idle[20], replaced = 0;
+	struct env e;
+
+	env_start(&e, &cfg, 4);
+	for (int i = 0; i < 20; i++) {
+		idle[i] = zcv_socket_connect(e.path);
+		assert_true(idle[i] >= 0);
+		assert_int_equal(zcv_server_dispatch(e.srv), 0);
+		assert_true(count_unfinished(&e) <= 4);
+	}
+	for (int i = 0; i < 20; i++) {
+		int err = 0;
+
+		if (raw_was_dropped(idle[i], &err)) {
+			assert_true(i < 16); /* the oldest went */
+			assert_int_equal(err, -EBUSY);
+			replaced++;
+		}
+		close(idle[i]);
+	}
+	assert_int_equal(replaced, 16);
 	env_finish(&e);
 }
 
@@ -913,10 +943,11 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, fd_setup, fd_teardown)
-		T(test_budget_grants),    T(test_budget_reserve),     T(test_budget_set_pool),
-		T(test_handshake_quota),  T(test_handshake_timeout),  T(test_name_sanitised),
-		T(test_closer_lingering), T(test_closer_queue_full),  T(test_server_lingering_fds),
-		T(test_server_many_fds),  T(test_group_default_path), T(test_group_socket_path),
+		T(test_budget_grants),        T(test_budget_reserve),    T(test_budget_set_pool),
+		T(test_handshake_quota),      T(test_handshake_replace), T(test_handshake_timeout),
+		T(test_name_sanitised),       T(test_closer_lingering),  T(test_closer_queue_full),
+		T(test_server_lingering_fds), T(test_server_many_fds),   T(test_group_default_path),
+		T(test_group_socket_path),
 #undef T
 	};
 

@@ -46,9 +46,13 @@ struct zcv_server_config {
 	 * 0: 1 s. */
 	uint64_t handshake_timeout_ns;
 	/* Appended. Connections without a HELLO yet, at most; a newer one
-	 * replaces the oldest. They do not count against max_consumers.
-	 * 0: 4. */
+	 * replaces the oldest once that one is older than handshake_grace_ns
+	 * (before, a burst of up to 8 x the quota waits; beyond, newcomers
+	 * are refused). They do not count against max_consumers. 0: 4. */
 	unsigned handshake_quota;
+	/* How long a client may take between connect() and its HELLO before
+	 * a newer connection may replace it (see handshake_quota). 0: 200 ms. */
+	uint64_t handshake_grace_ns;
 };
 
 /*
