@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
@@ -592,20 +593,32 @@ unsigned zcv_producer_streaming(struct zcv_producer *p)
 	return p->srv ? zcv_server_streaming_count(p->srv) : 0;
 }
 
+/* The first version of struct zcv_producer_consumer ends with end_reason. */
+#define CONSUMER_V1_SIZE                                                                           \
+	(offsetof(struct zcv_producer_consumer, end_reason) +                                      \
+	 sizeof(((struct zcv_producer_consumer *)0)->end_reason))
+
 unsigned zcv_producer_get_consumers(struct zcv_producer *p, struct zcv_producer_consumer *out,
-				    unsigned max)
+				    unsigned max, size_t elem_size)
 {
 	struct zcv_consumer_info *ci;
 	unsigned n;
 
-	if (!p->srv || !out || !max)
+	if (!p->srv || !out || !max || elem_size < CONSUMER_V1_SIZE)
 		return 0;
 	ci = calloc(max, sizeof(*ci));
 	if (!ci)
 		return 0;
 	n = zcv_server_get_consumers(p->srv, ci, max);
-	for (unsigned i = 0; i < n; i++)
-		consumer_view(&ci[i], &out[i]);
+	for (unsigned i = 0; i < n; i++) {
+		struct zcv_producer_consumer v;
+		uint8_t *dst = (uint8_t *)out + i * elem_size;
+
+		consumer_view(&ci[i], &v);
+		memcpy(dst, &v, ZCV_MIN(elem_size, sizeof(v)));
+		if (elem_size > sizeof(v)) /* a newer caller: what we do not know is zero */
+			memset(dst + sizeof(v), 0, elem_size - sizeof(v));
+	}
 	free(ci);
 	return n;
 }
@@ -633,7 +646,7 @@ static void consumers_json(struct zcv_producer *p, struct zcv_json *j)
 			break;
 		}
 		c = more;
-		n = zcv_producer_get_consumers(p, c, max);
+		n = zcv_producer_get_consumers(p, c, max, sizeof(*c));
 		if (n < max)
 			break;
 	}

@@ -236,7 +236,7 @@ static void assert_meets(const struct zcv_layout *l, const struct zcv_constraint
 static const struct zcv_producer_consumer *consumer(struct env *e, unsigned id,
 						    struct zcv_producer_consumer *all)
 {
-	unsigned n = zcv_producer_get_consumers(e->p, all, 16);
+	unsigned n = zcv_producer_get_consumers(e->p, all, 16, sizeof(*all));
 
 	for (unsigned i = 0; i < n; i++)
 		if (all[i].id == id)
@@ -325,6 +325,43 @@ static void test_fit_as_is(void **state)
 	assert_int_equal(a->bad_frames, 0);
 	assert_true(a->closed);
 	assert_string_equal(a->close_reason, "end of stream");
+	env_finish(&e);
+}
+
+/* The consumer table is filled at the caller's element size: an older
+ * program's shorter struct gets its fields and nothing beyond, a newer
+ * one's longer struct gets zeros where this library knows nothing. */
+static void test_consumers_elem_size(void **state)
+{
+	struct zcv_producer_config cfg = { .wait_consumers = 1, .frames = 3 };
+	const size_t v1 = offsetof(struct zcv_producer_consumer, end_reason) +
+			  sizeof(((struct zcv_producer_consumer *)0)->end_reason);
+	struct zcv_producer_consumer now[2];
+	uint8_t buf[2][sizeof(struct zcv_producer_consumer) + 16];
+	struct env e;
+
+	env_start(&e, &cfg);
+	sink_connect(&e, 0, NULL, 0, false);
+	sink_connect(&e, 1, NULL, 0, false);
+	STEP_UNTIL(&e, e.result != 0);
+	assert_int_equal(zcv_producer_get_consumers(e.p, now, 2, sizeof(now[0])), 2);
+	assert_int_equal(now[0].id, 1);
+	assert_int_equal(now[1].id, 2);
+	/* longer elements: each at its own stride, the tail zeroed */
+	memset(buf, 0xa5, sizeof(buf));
+	assert_int_equal(zcv_producer_get_consumers(e.p, (void *)buf, 2, sizeof(buf[0])), 2);
+	for (int i = 0; i < 2; i++) {
+		assert_memory_equal(buf[i], &now[i], sizeof(now[i]));
+		for (size_t b = sizeof(now[i]); b < sizeof(buf[i]); b++)
+			assert_int_equal(buf[i][b], 0);
+	}
+	/* the first version's size: the second element right after it */
+	memset(buf, 0xa5, sizeof(buf));
+	assert_int_equal(zcv_producer_get_consumers(e.p, (void *)buf, 2, v1), 2);
+	assert_memory_equal(buf[0], &now[0], v1);
+	assert_memory_equal((uint8_t *)buf + v1, &now[1], v1);
+	assert_int_equal(((uint8_t *)buf)[2 * v1], 0xa5); /* nothing written past */
+	assert_int_equal(zcv_producer_get_consumers(e.p, (void *)buf, 2, v1 - 1), 0);
 	env_finish(&e);
 }
 
@@ -541,6 +578,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fit_zero_copy, zcv_test_fd_setup,
 						zcv_test_fd_teardown),
 		cmocka_unit_test_setup_teardown(test_fit_as_is, zcv_test_fd_setup,
+						zcv_test_fd_teardown),
+		cmocka_unit_test_setup_teardown(test_consumers_elem_size, zcv_test_fd_setup,
 						zcv_test_fd_teardown),
 		cmocka_unit_test_setup_teardown(test_copy_tier_reason, zcv_test_fd_setup,
 						zcv_test_fd_teardown),

@@ -39,7 +39,8 @@
  * size: set it to sizeof the struct. The library accepts the shorter
  * structs of older headers (missing fields read as zero) and longer ones
  * of newer headers as long as what it does not know is zero. Structs the
- * library hands out (zcv_producer_consumer) only grow at their end.
+ * library hands out (zcv_producer_consumer) only grow at their end; an
+ * array of them is filled with the caller's element size.
  */
 struct zcv_producer;
 
@@ -207,7 +208,11 @@ ZCV_EXPORT uint64_t zcv_producer_dropped(struct zcv_producer *p);
 ZCV_EXPORT unsigned zcv_producer_streaming(struct zcv_producer *p);
 
 /* Every consumer known: those connected and the most recent that left (up
- * to 64), in order of arrival, at most max into out. Returns how many
- * were written (0 before start). */
+ * to 64), in order of arrival, at most max into out, an array of
+ * elements elem_size bytes apart: pass sizeof(*out), so that a program
+ * built with an older, shorter struct gets what it knows of each. Returns
+ * how many were written (0 before start, or for an elem_size smaller
+ * than the first version's). */
 ZCV_EXPORT unsigned zcv_producer_get_consumers(struct zcv_producer *p,
-					       struct zcv_producer_consumer *out, unsigned max);
+					       struct zcv_producer_consumer *out, unsigned max,
+					       size_t elem_size);
