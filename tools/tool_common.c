@@ -128,15 +128,13 @@ int tool_run_report(const char *tool, struct zcv_sink *sink, int r, const char *
 	const char *text, *reason;
 	int sink_error = zcv_sink_error(sink, &text);
 	int stream_error = zcv_sink_stream_error(sink, &reason);
-	char safe[256];
 
 	if (sink_error)
 		fprintf(stderr, "%s: %s%s\n", tool, text, hint ? hint : "");
 	if (stream_error)
 		fprintf(stderr, "%s: the stream ended with an error: %s (%s)\n", tool,
-			reason[0] ? zcv_log_sanitize(safe, sizeof(safe), reason) :
-				    "no reason given",
-			strerror(-stream_error));
+			/* the client made the producer's words printable */
+			reason[0] ? reason : "no reason given", strerror(-stream_error));
 	if (r < 0 && !sink_error && !stream_error)
 		fprintf(stderr, "%s: %s\n", tool, strerror(-r));
 	return r < 0 || sink_error || stream_error ? 1 : 0;

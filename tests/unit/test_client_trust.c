@@ -767,8 +767,10 @@ static void test_eviction_in_one_batch(void **state)
 	}
 	fake_frame(&f, 1, 0, 1);
 	fake_frame(&f, 1, 1, 2);
-	fake_bye(&f, -ENOBUFS, "too slow");
+	/* the producer's words reach the sink printable */
+	fake_bye(&f, -ENOBUFS, "too\x1b[2J slow\n");
 	assert_int_equal(zcv_client_dispatch(f.s.c), -ENOBUFS);
+	assert_string_equal(f.s.closed_reason, "too\\x1b[2J slow\\x0a");
 	assert_int_equal(f.s.formats, 0);
 	assert_int_equal(f.s.n_frames, 0);
 	assert_int_equal(f.s.closed, 1);
