@@ -21,7 +21,7 @@ static struct capture {
 	const char *source, *stats_path;
 	uint64_t checksum_every;
 	FILE *checksums, *dump; /* testing: the frames as captured */
-	bool fps_set, quiet;
+	bool fps_set, quiet, persistent, no_persistent;
 } c = {
 	.cfg = { .size = sizeof(struct zcv_producer_config) },
 	.source = "pattern",
@@ -40,6 +40,9 @@ static void usage(FILE *f)
 		"  --dv-timings WxHpF   DV timings for HDMI-like inputs ('auto': the best listed)\n"
 		"  --require-zero-copy  fail instead of copying when buffers cannot be exported\n"
 		"  --force-copy         take the copy tier even when export works (testing)\n"
+		"  --persistent         survive the device going away: consumers stay, the device\n"
+		"                       is reopened when it is back (default for /dev/v4l/by-id/\n"
+		"                       and /dev/v4l/by-path/ names; --no-persistent: end)\n"
 		"  --pattern NAME       bars (default) or checkers\n"
 		"  --size WxH           frame size (pattern default 1280x720; V4L2: the driver's)\n"
 		"  --format FOURCC      NV12 (pattern default), I420, NV16, YUYV, UYVY, XRGB8888,\n"
@@ -102,6 +105,8 @@ static const struct flag {
 	{ "dv-timings", STR, &c.cfg.dv_timings, 0, 0, 0, NULL, NULL },
 	{ "require-zero-copy", TRUE, &c.cfg.require_zero_copy, 0, 0, 0, NULL, NULL },
 	{ "force-copy", TRUE, &c.cfg.force_copy, 0, 0, 0, NULL, NULL },
+	{ "persistent", TRUE, &c.persistent, 0, 0, 0, NULL, NULL },
+	{ "no-persistent", TRUE, &c.no_persistent, 0, 0, 0, NULL, NULL },
 	{ "help", HELP, NULL, 0, 0, 0, NULL, NULL },
 };
 
@@ -214,11 +219,17 @@ static void on_allocated(void *data, int result, const char *summary)
 			TOOL ": consumers whose needs the buffers do not meet get the copy tier\n");
 }
 
+static void on_source_changed(void *data, bool present, const char *what)
+{
+	fprintf(stderr, TOOL ": %s\n", what);
+}
+
 static const struct zcv_producer_callbacks callbacks = {
 	.size = sizeof(callbacks),
 	.consumer_joined = on_joined,
 	.consumer_left = on_left,
 	.allocated = on_allocated,
+	.source_changed = on_source_changed,
 };
 
 /* Serves until the stream ends (0) or fails (1). A signal ends it, letting
@@ -291,6 +302,10 @@ int main(int argc, char **argv)
 	}
 	c.cfg.source = strcmp(c.source, "pattern") ? ZCV_PRODUCER_V4L2 : ZCV_PRODUCER_PATTERN;
 	c.cfg.device = c.source;
+	/* a stable name says the user expects that device back after a replug */
+	c.cfg.persistent = c.cfg.source == ZCV_PRODUCER_V4L2 && !c.no_persistent &&
+			   (c.persistent || !strncmp(c.source, "/dev/v4l/by-id/", 15) ||
+			    !strncmp(c.source, "/dev/v4l/by-path/", 17));
 	if (!c.fps_set && c.cfg.source == ZCV_PRODUCER_PATTERN) {
 		c.cfg.fps_num = 30;
 		c.cfg.fps_den = 1;

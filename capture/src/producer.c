@@ -47,6 +47,15 @@ struct zcv_producer {
 	FILE *checksums, *dump;
 	uint64_t checksum_every, logged;
 	struct zcv_stats stats;
+	/* persistent: sources whose device went away, kept until consumers
+	 * gave their buffers back; the needs the pool was fitted to */
+	bool source_gone;
+	uint64_t next_reopen, reopen_every;
+	struct zcv_source *retired[4];
+	unsigned lost, returned;
+	uint64_t last_sequence, retired_dropped, retired_starved;
+	bool have_fit;
+	struct zcv_constraints fit;
 };
 
 static const char *source_name(const struct zcv_producer *p)
@@ -143,6 +152,7 @@ static void on_frame(void *data, struct zcv_buffer *buf, const struct zcv_frame_
 	int n;
 
 	log_frame(p, buf, meta);
+	p->last_sequence = meta->sequence;
 	n = zcv_server_publish(p->srv, buf->index, meta);
 	now = zcv_now_ns();
 	if (n < 0 && !p->fatal) {
@@ -221,6 +231,8 @@ static void on_hello(void *data, const struct zcv_consumer_info *ci)
 		return;
 	p->admitted = true;
 	zcv_server_pending_constraints(p->srv, &k);
+	p->fit = k;
+	p->have_fit = true;
 	if (zcv_pool_check(zcv_source_get_pool(p->src), &k, p->alloc, sizeof(p->alloc)) ==
 	    ZCV_FIT_OK) {
 		r = 0;
@@ -276,7 +288,11 @@ static int check_config(const struct zcv_producer_config *c, char *why, size_t w
 	return -EINVAL;
 }
 
-static int open_source(struct zcv_producer *p, char *why, size_t why_size)
+/* Opens the configured source into p->src. like (when not NULL): the
+ * stream it replaces on the same consumers: same format and size, the
+ * next generation, sequence numbers going on. */
+static int open_source(struct zcv_producer *p, const struct zcv_pool *like, char *why,
+		       size_t why_size)
 {
 	const struct zcv_producer_config *c = &p->cfg;
 	const struct zcv_source_callbacks cbs = { .frame = on_frame };
@@ -305,17 +321,22 @@ static int open_source(struct zcv_producer *p, char *why, size_t why_size)
 		&(struct zcv_v4l2_source_config){
 			.device = c->device,
 			.input = c->select_input ? (int)c->input : -1,
-			.width = c->width,
-			.height = c->height,
-			.fourcc = c->fourcc,
+			.width = like ? like->layout.width : c->width,
+			.height = like ? like->layout.height : c->height,
+			.fourcc = like && !c->fourcc ? like->layout.fourcc : c->fourcc,
 			.multiplanar_planes = c->fd_per_plane,
 			.fps_num = c->fps_num,
 			.fps_den = c->fps_den,
 			.dv_timings = c->dv_timings,
-			.n_buffers = c->n_buffers,
-			.frames = c->frames,
+			.n_buffers = like ? like->n_buffers : c->n_buffers,
+			.frames = c->frames && like ? (c->frames > p->stats.frames ?
+							       c->frames - p->stats.frames :
+							       1) :
+						      c->frames,
 			.require_zero_copy = c->require_zero_copy,
 			.force_copy = c->force_copy,
+			.generation = like ? like->generation + 1 : 0,
+			.first_sequence = like ? p->last_sequence + 1 : 0,
 		},
 		&cbs, p, &p->src, &err);
 	if (r < 0)
@@ -371,7 +392,7 @@ int zcv_producer_create(const struct zcv_producer_config *cfg,
 		snprintf(why, why_size, "cannot make the producer's event fds: %s", strerror(-r));
 		goto fail;
 	}
-	r = open_source(p, why, why_size);
+	r = open_source(p, NULL, why, why_size);
 	if (r < 0)
 		goto fail;
 	*ret_producer = p;
@@ -456,6 +477,8 @@ void zcv_producer_destroy(struct zcv_producer *p)
 		return;
 	zcv_server_destroy(p->srv);
 	zcv_source_destroy(p->src);
+	for (unsigned i = 0; i < ZCV_ARRAY_SIZE(p->retired); i++)
+		zcv_source_destroy(p->retired[i]);
 	if (p->timer_fd >= 0)
 		close(p->timer_fd);
 	if (p->epfd >= 0)
@@ -489,10 +512,123 @@ static int fail(struct zcv_producer *p, int error, const char *bye, const char *
 	return error;
 }
 
+/* Sources retired (their device went away) go once consumers gave all
+ * their buffers back. Returns whether none is left. */
+static bool retired_collect(struct zcv_producer *p)
+{
+	bool none = true;
+
+	for (unsigned i = 0; i < ZCV_ARRAY_SIZE(p->retired); i++) {
+		if (p->retired[i] &&
+		    zcv_pool_count(zcv_source_get_pool(p->retired[i]), ZCV_BUFFER_LENT) == 0) {
+			zcv_source_destroy(p->retired[i]);
+			p->retired[i] = NULL;
+		}
+		none = none && !p->retired[i];
+	}
+	return none;
+}
+
 static bool drained(struct zcv_producer *p)
 {
-	return zcv_pool_count(zcv_source_get_pool(p->src), ZCV_BUFFER_LENT) == 0 &&
+	return retired_collect(p) &&
+	       zcv_pool_count(zcv_source_get_pool(p->src), ZCV_BUFFER_LENT) == 0 &&
 	       zcv_server_streaming_count(p->srv) == 0;
+}
+
+#define REOPEN_FIRST_NS (250ull * 1000000ull)
+#define REOPEN_LATER_NS NSEC_PER_SEC
+
+/* persistent: the device went away. Consumers stay; the source stops
+ * being polled and is tried again from the timer. */
+static void source_lost(struct zcv_producer *p)
+{
+	char what[320];
+
+	epoll_ctl(p->epfd, EPOLL_CTL_DEL, zcv_source_get_fd(p->src), NULL);
+	/* the device's node comes back under the same name only once nobody
+	 * holds the old one open */
+	zcv_source_release_device(p->src);
+	p->source_gone = true;
+	p->lost++;
+	p->reopen_every = REOPEN_FIRST_NS;
+	p->next_reopen = zcv_now_ns() + p->reopen_every;
+	arm_timer(p, p->next_reopen);
+	snprintf(what, sizeof(what),
+		 "the capture device %s is gone; consumers stay connected while it is "
+		 "tried again",
+		 source_name(p));
+	if (p->cbs.source_changed)
+		p->cbs.source_changed(p->data, false, what);
+}
+
+/* Errors of opening a device that is still (re)appearing. */
+static bool transient(int r)
+{
+	return r == -ENOENT || r == -ENODEV || r == -ENXIO || r == -EBUSY || r == -EIO ||
+	       r == -EACCES || r == -EPERM;
+}
+
+/* persistent: tries to open the device again. Returns 0 (back, or not
+ * yet: tried again later) or a negative errno when it came back unusable. */
+static int source_reopen(struct zcv_producer *p)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = TAG_SOURCE };
+	struct zcv_source *old = p->src;
+	const struct zcv_pool *like = zcv_source_get_pool(old);
+	char why[320], what[400];
+	unsigned slot;
+	int r;
+
+	for (slot = 0; slot < ZCV_ARRAY_SIZE(p->retired) && p->retired[slot]; slot++)
+		;
+	if (slot == ZCV_ARRAY_SIZE(p->retired)) {
+		/* consumers still hold buffers of every earlier device: wait */
+		p->next_reopen = zcv_now_ns() + REOPEN_LATER_NS;
+		arm_timer(p, p->next_reopen);
+		return 0;
+	}
+	p->src = NULL;
+	r = open_source(p, like, why, sizeof(why));
+	if (r < 0) {
+		p->src = old;
+		if (!transient(r)) {
+			snprintf(p->error, sizeof(p->error),
+				 "the capture device %s came back but cannot capture as before: %s",
+				 source_name(p), why);
+			return r;
+		}
+		p->reopen_every = REOPEN_LATER_NS;
+		p->next_reopen = zcv_now_ns() + p->reopen_every;
+		arm_timer(p, p->next_reopen);
+		return 0;
+	}
+	if (p->have_fit &&
+	    zcv_pool_check(zcv_source_get_pool(p->src), &p->fit, why, sizeof(why)) != ZCV_FIT_OK)
+		zcv_source_fit(p->src, &p->fit, why, sizeof(why)); /* else: copy tier, said */
+	p->retired_dropped += zcv_source_dropped(old);
+	p->retired_starved += zcv_source_starved(old);
+	p->retired[slot] = old;
+	r = zcv_server_set_pool(p->srv, zcv_source_get_pool(p->src));
+	if (r == 0)
+		r = zcv_source_start(p->src);
+	if (r == 0 && epoll_ctl(p->epfd, EPOLL_CTL_ADD, zcv_source_get_fd(p->src), &ev) < 0)
+		r = -errno;
+	if (r < 0) {
+		snprintf(p->error, sizeof(p->error), "restarting the capture on %s failed: %s",
+			 source_name(p), strerror(-r));
+		return r;
+	}
+	p->source_gone = false;
+	p->returned++;
+	snprintf(what, sizeof(what),
+		 "the capture device %s is back: %ux%u, pool generation %u, from frame %llu",
+		 source_name(p), zcv_source_get_pool(p->src)->layout.width,
+		 zcv_source_get_pool(p->src)->layout.height,
+		 zcv_source_get_pool(p->src)->generation, (unsigned long long)p->last_sequence + 1);
+	if (p->cbs.source_changed)
+		p->cbs.source_changed(p->data, true, what);
+	return 0;
 }
 
 int zcv_producer_dispatch(struct zcv_producer *p)
@@ -526,8 +662,20 @@ int zcv_producer_dispatch(struct zcv_producer *p)
 		return fail(p, p->start_error, "the source could not start",
 			    "cannot start the source %s: %s", source_name(p),
 			    strerror(-p->start_error));
-	if (source && !p->draining) {
+	retired_collect(p);
+	if (p->source_gone && !p->draining && zcv_now_ns() >= p->next_reopen) {
+		r = source_reopen(p);
+		if (r < 0)
+			return fail(p, r, "capture device unusable", NULL);
+	} else if (p->source_gone && !p->draining) {
+		arm_timer(p, p->next_reopen);
+	}
+	if (source && !p->draining && !p->source_gone) {
 		r = zcv_source_dispatch(p->src);
+		if (r == -ENODEV && p->cfg.persistent) {
+			source_lost(p);
+			return 0;
+		}
 		if (r == -ENODEV)
 			return fail(
 				p, r, "capture device disconnected",
@@ -583,9 +731,19 @@ uint64_t zcv_producer_frames(struct zcv_producer *p)
 	return p->stats.frames;
 }
 
+unsigned zcv_producer_source_lost(struct zcv_producer *p)
+{
+	return p->lost;
+}
+
+unsigned zcv_producer_source_returned(struct zcv_producer *p)
+{
+	return p->returned;
+}
+
 uint64_t zcv_producer_dropped(struct zcv_producer *p)
 {
-	return zcv_source_dropped(p->src);
+	return zcv_source_dropped(p->src) + p->retired_dropped;
 }
 
 unsigned zcv_producer_streaming(struct zcv_producer *p)
@@ -713,9 +871,11 @@ void zcv_producer_stats(struct zcv_producer *p, struct zcv_stats *ret_stats, str
 	zcv_json_end_array(j);
 	ret_stats->path = zcv_source_path(p->src);
 	/* the contract's dropped, for a producer: frames lost at the source */
-	ret_stats->dropped = zcv_source_dropped(p->src);
-	zcv_json_kv_uint(j, "source_dropped", zcv_source_dropped(p->src));
+	ret_stats->dropped = zcv_source_dropped(p->src) + p->retired_dropped;
+	zcv_json_kv_uint(j, "source_dropped", ret_stats->dropped);
 	/* times the driver was left without a buffer to capture into */
-	zcv_json_kv_uint(j, "source_starved", zcv_source_starved(p->src));
+	zcv_json_kv_uint(j, "source_starved", zcv_source_starved(p->src) + p->retired_starved);
+	zcv_json_kv_uint(j, "source_lost", p->lost);
+	zcv_json_kv_uint(j, "source_returned", p->returned);
 	zcv_json_kv_string(j, "allocation", p->alloc);
 }

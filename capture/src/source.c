@@ -65,3 +65,9 @@ int zcv_source_fit(struct zcv_source *src, const struct zcv_constraints *fit, ch
 	}
 	return src->ops->fit(src, fit, how, how_size);
 }
+
+void zcv_source_release_device(struct zcv_source *src)
+{
+	if (src->ops->release_device)
+		src->ops->release_device(src);
+}

@@ -12,6 +12,8 @@ struct zcv_source_ops {
 	/* optional: see zcv_source_fit() */
 	int (*fit)(struct zcv_source *src, const struct zcv_constraints *fit, char *how,
 		   size_t how_size);
+	/* optional: see zcv_source_release_device() */
+	void (*release_device)(struct zcv_source *src);
 };
 
 struct zcv_source {

@@ -441,6 +441,30 @@ static void v4l2_destroy(struct zcv_source *src)
 	free(s);
 }
 
+static void v4l2_release_device(struct zcv_source *src)
+{
+	struct v4l2_source *s = (struct v4l2_source *)src;
+
+	/* no STREAMOFF: the device is gone; closing is what frees its node */
+	s->streaming = false;
+	for (unsigned i = 0; i < MAX_BUFS; i++)
+		for (unsigned p = 0; p < ZCV_MAX_PLANES; p++)
+			if (s->vmap[i][p]) {
+				v4l2_munmap(s->vmap[i][p], s->vlen[i][p]);
+				s->vmap[i][p] = NULL;
+			}
+	if (s->memory == V4L2_MEMORY_DMABUF)
+		for (unsigned i = 0; i < MAX_BUFS; i++)
+			for (unsigned p = 0; p < ZCV_MAX_PLANES; p++)
+				if (s->cap_fd[i][p] > 0) {
+					close(s->cap_fd[i][p]);
+					s->cap_fd[i][p] = -1;
+				}
+	if (src->fd >= 0)
+		v4l2_close(src->fd);
+	src->fd = -1;
+}
+
 static const char *v4l2_path(struct zcv_source *src)
 {
 	return ((struct v4l2_source *)src)->copy_tier ? "copy" : "dmabuf";
@@ -455,6 +479,7 @@ static const struct zcv_source_ops v4l2_ops = {
 	.dispatch = v4l2_dispatch,
 	.path = v4l2_path,
 	.fit = v4l2_fit,
+	.release_device = v4l2_release_device,
 };
 
 /* Opens with open(2) and checks it is V4L2 (VIDIOC_QUERYCAP) before
@@ -708,6 +733,12 @@ int zcv_v4l2_source_create(const struct zcv_v4l2_source_config *cfg,
 	s->base.data = data;
 	s->base.fd = -1;
 	s->cfg = *cfg;
+	if (cfg->first_sequence) {
+		/* the first frame continues the stream of the source it replaces
+		 * (dequeue shifts the driver's count to follow last_seq) */
+		s->have_seq = true;
+		s->last_seq = cfg->first_sequence - 1;
+	}
 	s->memory = V4L2_MEMORY_MMAP;
 	r = open_device(s);
 	if (r < 0)
@@ -766,7 +797,7 @@ int zcv_v4l2_source_create(const struct zcv_v4l2_source_config *cfg,
 			snprintf(errbuf, sizeof(errbuf), "unexpected plane layout from the driver");
 			goto fail;
 		}
-		export_all(s, &layout, 1);
+		export_all(s, &layout, cfg->generation ? cfg->generation : 1);
 	}
 	if (!s->base.pool) {
 		/* copy tier: a packed memfd pool the driver's frames are copied into */
@@ -780,7 +811,8 @@ int zcv_v4l2_source_create(const struct zcv_v4l2_source_config *cfg,
 		r = layout_of(zcv_fourcc_of(s->v4l2_fourcc), w, h, bpl, s->n_mem_planes, false,
 			      &layout);
 		if (r == 0)
-			r = zcv_pool_create_memfd(&layout, cfg->n_buffers ? cfg->n_buffers : 6, 1,
+			r = zcv_pool_create_memfd(&layout, cfg->n_buffers ? cfg->n_buffers : 6,
+						  cfg->generation ? cfg->generation : 1,
 						  &s->base.pool);
 		for (unsigned i = 0; r == 0 && i < s->base.pool->n_buffers; i++)
 			r = zcv_pool_map(s->base.pool, i, PROT_READ | PROT_WRITE);

@@ -182,6 +182,89 @@ def test_error_flag_and_disconnect(env, dev):
     check("disconnected" in t["close_reason"], f"the consumer was told why: {t['close_reason']!r}")
 
 
+def wait_for(what, cond, timeout):
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise Fail(f"timed out ({timeout} s) waiting for {what}")
+
+
+def test_persistent(env):
+    """zcv-capture --persistent: vivid unbound and bound again, twice, in
+    the middle of a stream. The consumers stay connected and go on with a
+    new pool generation each time; every frame they get is the one the
+    producer captured; the producer's fds are back to where they started."""
+    drv = "/sys/bus/platform/drivers/vivid"
+    pdevs = [d for d in os.listdir(drv) if d.startswith("vivid.")]
+    check(len(pdevs) == 1, f"vivid's platform device: {pdevs}")
+    # the disconnect test above left an instance disconnected: start afresh
+    for f in ("unbind", "bind"):
+        with open(f"{drv}/{f}", "w") as fh:
+            fh.write(pdevs[0])
+    wait_for("vivid's nodes", lambda: 0 in vivid_nodes(), 10)
+    dev = vivid_nodes()[0]
+    tag = "persistent"
+    sock, sums = env.path(f"{tag}.sock"), env.path(f"{tag}.sums")
+    cap = env.start("zcv-capture", "--source", dev, "--persistent", "--input", "3",
+                    "--dv-timings", "1280x720p60", "--format", "YUYV", "--wait-consumers", "2",
+                    "--buffers", "12", "--max-hold", "6", "--hold-timeout-ms", "5000",
+                    "--socket", sock, "--checksums", sums, "--stats-json", env.path(f"{tag}.cap.json"))
+    env.wait_socket(sock)
+    sample = env.start("zcv-sample-print", sock, stdout=open(env.path(f"{tag}.print"), "w"))
+    rec = env.start("zcv-record", "--raw", "--socket", sock, "-o", "/dev/null",
+                    "--stats-json", env.path(f"{tag}.rec.json"))
+
+    def frames():
+        return len(parse_print_sink(env.text(f"{tag}.print")))
+
+    wait_for("60 frames", lambda: frames() >= 60, 30)
+    for i in (1, 2):
+        with open(f"{drv}/unbind", "w") as fh:
+            fh.write(pdevs[0])
+        wait_for(f"the producer to see the device gone ({i})",
+                 lambda: env.text("zcv-capture.err").count("is gone") == i, 10)
+        time.sleep(0.5)  # unplugged for a while: the producer keeps trying
+        with open(f"{drv}/bind", "w") as fh:
+            fh.write(pdevs[0])
+        wait_for(f"the device back ({i})", lambda: env.text("zcv-capture.err").count("is back") == i, 15)
+        n = frames()
+        wait_for(f"60 more frames after rebind {i}", lambda: frames() >= n + 60, 30)
+        check(sample.poll() is None and rec.poll() is None,
+              f"[{tag}] both consumers still connected after rebind {i}")
+    cap.send_signal(2)
+    check(env.wait(cap, 30) == 0, f"[{tag}] zcv-capture exited 0 on SIGINT")
+    check(env.wait(sample, 20) == 0, f"[{tag}] the sample sink exited 0 at the end of the stream")
+    try:
+        rec.wait(3)
+    except subprocess.TimeoutExpired:
+        rec.send_signal(2)  # it waits for a producer to come back (--reconnect): Ctrl+C
+    check(env.wait(rec, 20) == 0, f"[{tag}] zcv-record exited 0")
+    c = env.json(f"{tag}.cap.json")
+    err = env.text("zcv-capture.err")
+    print("  " + "\n  ".join(l for l in err.splitlines() if "is gone" in l or "is back" in l))
+    check(c["source_lost"] == 2 and c["source_returned"] == 2,
+          f"[{tag}] the producer lost and regained the device twice ({c['source_lost']}/{c['source_returned']})")
+    check(c["fds_at_start"] == c["fds_at_end"],
+          f"[{tag}] producer fds at start {c['fds_at_start']} == at end {c['fds_at_end']}")
+    text = env.text(f"{tag}.print")
+    fmts = [l for l in text.splitlines() if l.startswith("format ")]
+    check(len(fmts) == 3 and all("1280x720 YUYV path=dmabuf" in l for l in fmts),
+          f"[{tag}] the sample sink got 3 pool generations, same format, zero copy: {fmts}")
+    got = [(s, h) for s, h, _ in parse_print_sink(text)]
+    seqs = [s for s, _ in got]
+    check(all(b > a for a, b in zip(seqs, seqs[1:])),
+          f"[{tag}] sequence numbers kept growing across the rebinds ({len(seqs)} frames, last {seqs[-1]})")
+    produced = dict(read_sums(sums))
+    bad = [s for s, h in got if produced.get(s) != h]
+    check(not bad and len(got) == c["frames"],
+          f"[{tag}] the sink got all {c['frames']} frames captured, each equal to the producer's (bad: {bad[:5]})")
+    r = env.json(f"{tag}.rec.json")
+    check(r["frames"] == c["frames"] and r["copied_bytes"] == 0,
+          f"[{tag}] zcv-record stayed on and got all {r['frames']} frames, copied_bytes 0")
+
+
 def main():
     build = os.environ.get("ZCV_BUILD_DIR")
     env = Env(build)
@@ -215,6 +298,7 @@ def main():
         test_copy_tier(env, nodes[0])
         test_errors(env, nodes)
         test_error_flag_and_disconnect(env, nodes[1])
+        test_persistent(env)
         ok = True
     except Fail as e:
         print(f"FAIL: {e}")

@@ -86,6 +86,14 @@ struct zcv_producer_config {
 	/* Allocation that fits: the source starts once this many consumers
 	 * are streaming, and the pool is allocated for these first ones. */
 	unsigned wait_consumers;
+
+	/* V4L2: when the device goes away (unplugged, driver unbound) keep
+	 * the consumers connected, reopen the device when it is back (tried
+	 * every 250 ms, then every second), capture the same format again
+	 * and send it as a new pool generation; sequence numbers go on where
+	 * they stopped. false: the stream ends ("capture device
+	 * disconnected"). */
+	bool persistent;
 };
 
 /* A consumer as the producer sees it. Peer strings (name, reasons) are
@@ -123,6 +131,10 @@ struct zcv_producer_callbacks {
 	 * could not be. When the attempt left the source without buffers, this
 	 * is not called: dispatch fails instead. */
 	void (*allocated)(void *data, int result, const char *summary);
+	/* persistent: the source went away (present false) or is back
+	 * (present true, a new generation is on its way to the consumers);
+	 * what says how, in a sentence. */
+	void (*source_changed)(void *data, bool present, const char *what);
 };
 
 /*
@@ -198,6 +210,10 @@ ZCV_EXPORT const char *zcv_producer_path(struct zcv_producer *p);
 /* Why the V4L2 source copies every frame (owned by the producer), or NULL
  * on the zero-copy path. */
 ZCV_EXPORT const char *zcv_producer_fallback_reason(struct zcv_producer *p);
+
+/* Times the source went away, and came back (persistent). */
+ZCV_EXPORT unsigned zcv_producer_source_lost(struct zcv_producer *p);
+ZCV_EXPORT unsigned zcv_producer_source_returned(struct zcv_producer *p);
 
 /* Frames published so far; frames lost at the source (driver sequence
  * gaps). */

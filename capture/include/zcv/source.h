@@ -80,5 +80,12 @@ uint64_t zcv_source_starved(struct zcv_source *src);
 int zcv_source_fit(struct zcv_source *src, const struct zcv_constraints *fit, char *how,
 		   size_t how_size);
 
+/* The device went away: let go of it at once (its fd and mappings; a
+ * V4L2 device's number is free again only once nobody holds it open) and
+ * keep only the pool, whose buffers consumers may still hold. The source
+ * produces nothing more; destroy it once the pool is back. No-op for
+ * sources without a device. */
+void zcv_source_release_device(struct zcv_source *src);
+
 /* Path description for stats: "memfd" or "dmabuf"/"copy" for V4L2. */
 const char *zcv_source_path(struct zcv_source *src);

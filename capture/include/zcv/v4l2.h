@@ -18,6 +18,11 @@ struct zcv_v4l2_source_config {
 	uint64_t frames;           /* stop after this many frames; 0: never */
 	bool require_zero_copy;    /* fail instead of falling back to the copy tier */
 	bool force_copy;           /* tests: take the copy tier even when EXPBUF works */
+	/* A source that replaces another on the same stream (the device came
+	 * back): its pool's generation (0: 1) and its first frame's sequence
+	 * number (0: the driver's); later ones follow the driver's count. */
+	uint32_t generation;
+	uint64_t first_sequence;
 };
 
 /*
