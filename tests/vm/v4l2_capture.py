@@ -191,7 +191,7 @@ def wait_for(what, cond, timeout):
     raise Fail(f"timed out ({timeout} s) waiting for {what}")
 
 
-def test_persistent(env):
+def test_persistent(env, inst, size, fmt):
     """zcv-capture --persistent: vivid unbound and bound again, twice, in
     the middle of a stream. The consumers stay connected and go on with a
     new pool generation each time; every frame they get is the one the
@@ -203,12 +203,12 @@ def test_persistent(env):
     for f in ("unbind", "bind"):
         with open(f"{drv}/{f}", "w") as fh:
             fh.write(pdevs[0])
-    wait_for("vivid's nodes", lambda: 0 in vivid_nodes(), 10)
-    dev = vivid_nodes()[0]
-    tag = "persistent"
+    wait_for("vivid's nodes", lambda: inst in vivid_nodes(), 10)
+    dev = vivid_nodes()[inst]
+    tag = f"persistent-{inst}-{size}-{fmt}"
     sock, sums = env.path(f"{tag}.sock"), env.path(f"{tag}.sums")
     cap = env.start("zcv-capture", "--source", dev, "--persistent", "--input", "3",
-                    "--dv-timings", "1280x720p60", "--format", "YUYV", "--wait-consumers", "2",
+                    "--dv-timings", f"{size}p60", "--format", fmt, "--wait-consumers", "2",
                     "--buffers", "12", "--max-hold", "6", "--hold-timeout-ms", "5000",
                     "--socket", sock, "--checksums", sums, "--stats-json", env.path(f"{tag}.cap.json"))
     env.wait_socket(sock)
@@ -250,7 +250,7 @@ def test_persistent(env):
           f"[{tag}] producer fds at start {c['fds_at_start']} == at end {c['fds_at_end']}")
     text = env.text(f"{tag}.print")
     fmts = [l for l in text.splitlines() if l.startswith("format ")]
-    check(len(fmts) == 3 and all("1280x720 YUYV path=dmabuf" in l for l in fmts),
+    check(len(fmts) == 3 and all(f"{size} {fmt} path=dmabuf" in l for l in fmts),
           f"[{tag}] the sample sink got 3 pool generations, same format, zero copy: {fmts}")
     got = [(s, h) for s, h, _ in parse_print_sink(text)]
     seqs = [s for s, _ in got]
@@ -298,7 +298,8 @@ def main():
         test_copy_tier(env, nodes[0])
         test_errors(env, nodes)
         test_error_flag_and_disconnect(env, nodes[1])
-        test_persistent(env)
+        test_persistent(env, 0, "1280x720", "YUYV")  # single-planar API
+        test_persistent(env, 1, "1920x1080", "NV12")  # multi-planar API
         ok = True
     except Fail as e:
         print(f"FAIL: {e}")
