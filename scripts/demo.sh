@@ -19,7 +19,7 @@ cap=$!
 for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.05; done
 "$B/samples/zcv-sample-print" "$SOCK" >"$OUT/print-sink.log" &
 sink=$!
-"$B/tools/zcv-record" --socket "$SOCK" -o "$OUT/pattern.y4m" --stats-json "$OUT/record.json" &
+"$B/tools/zcv-record" --no-reconnect --socket "$SOCK" -o "$OUT/pattern.y4m" --stats-json "$OUT/record.json" &
 rec=$!
 wait $cap $sink $rec
 

@@ -117,7 +117,7 @@ wait_until 10 "the producer's socket" test -S "$sock"
 "$tc_bin" --socket "$sock" --name steady-verify --verify --stats-json "$tmp/verify.json" \
 	2>"$tmp/verify.err" &
 verify=$!
-"$rec_bin" --socket "$sock" --name steady-record -o /dev/null --stats-json "$tmp/record.json" \
+"$rec_bin" --no-reconnect --socket "$sock" --name steady-record -o /dev/null --stats-json "$tmp/record.json" \
 	2>"$tmp/record.err" &
 record=$!
 "$print_bin" "$sock" >"$tmp/print.out" 2>"$tmp/print.err" &

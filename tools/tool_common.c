@@ -116,11 +116,78 @@ int tool_connect(const char *tool, struct zcv_sink *sink, const struct zcv_clien
 		hint = " (is zcv-capture running? pass its --socket path)";
 	else if (r == -EACCES)
 		hint = " (the producer serves another user; see zcv-capture --group)";
+	else if (r == -EINVAL && (cfg->reconnect.enable || cfg->reconnect.wait))
+		hint = " (the reconnect settings)";
 	if (r < 0)
 		fprintf(stderr, "%s: cannot connect to %s: %s%s\n", tool,
 			cfg->socket_path ? cfg->socket_path : "the default socket", strerror(-r),
 			hint);
 	return r;
+}
+
+void tool_reconnect_usage(FILE *f, bool def_on)
+{
+	fprintf(f,
+		"  --reconnect          when the producer goes away or restarts, wait for it and\n"
+		"                       carry on (default: %s)\n"
+		"  --no-reconnect       end when the stream ends or the producer goes away\n"
+		"  --wait               start before the producer: wait for its socket (implied\n"
+		"                       by --reconnect)\n",
+		def_on ? "on" : "off");
+}
+
+bool tool_reconnect_option(struct tool_reconnect *t, int opt)
+{
+	switch (opt) {
+	case TOOL_OPT_RECONNECT:
+		t->reconnect = true;
+		return true;
+	case TOOL_OPT_NO_RECONNECT:
+		t->reconnect = false;
+		return true;
+	case TOOL_OPT_WAIT:
+		t->wait = true;
+		return true;
+	}
+	return false;
+}
+
+static void reconnect_on_format(void *data, const struct zcv_client_format *fmt)
+{
+	struct tool_reconnect *t = data;
+
+	if (t->lost) {
+		t->lost = false;
+		fprintf(stderr,
+			"%s: reconnected: stream %02x%02x%02x%02x..., generation %" PRIu32 "\n",
+			t->tool, fmt->stream_id[0], fmt->stream_id[1], fmt->stream_id[2],
+			fmt->stream_id[3], fmt->generation);
+	}
+	if (t->format)
+		t->format(t->data, fmt);
+}
+
+static void reconnect_on_disconnected(void *data, int error, const char *reason)
+{
+	struct tool_reconnect *t = data;
+
+	t->lost = true;
+	/* the client made the producer's words printable */
+	fprintf(stderr, "%s: producer gone (%s%s%s); waiting to reconnect\n", t->tool,
+		reason && reason[0] ? reason : "no reason given", error ? ": " : "",
+		error ? strerror(-error) : "");
+}
+
+void tool_reconnect_setup(struct tool_reconnect *t, struct zcv_client_config *cfg,
+			  struct zcv_sink_run_config *run)
+{
+	cfg->reconnect.enable = t->reconnect;
+	cfg->reconnect.wait = t->wait;
+	t->format = run->format;
+	t->data = run->data;
+	run->format = reconnect_on_format;
+	run->disconnected = reconnect_on_disconnected;
+	run->data = t;
 }
 
 int tool_run_report(const char *tool, struct zcv_sink *sink, int r, const char *hint)

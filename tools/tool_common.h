@@ -18,7 +18,50 @@ int tool_parse_format(const char *tool, const char *s, uint32_t *ret_fourcc);
 
 struct zcv_client;
 struct zcv_client_config;
+struct zcv_client_format;
 struct zcv_sink;
+struct zcv_sink_run_config;
+
+/* --reconnect, --no-reconnect and --wait: getopt values, and their --help
+ * lines (tool_reconnect_usage: def_on, what the tool does without either
+ * of the first two). */
+enum {
+	TOOL_OPT_RECONNECT = 0x1000,
+	TOOL_OPT_NO_RECONNECT,
+	TOOL_OPT_WAIT,
+};
+#define TOOL_RECONNECT_OPTIONS                                                                     \
+	{ "reconnect", no_argument, NULL, TOOL_OPT_RECONNECT },                                    \
+		{ "no-reconnect", no_argument, NULL, TOOL_OPT_NO_RECONNECT },                      \
+	{                                                                                          \
+		"wait", no_argument, NULL, TOOL_OPT_WAIT                                           \
+	}
+
+/* How a consumer tool meets its producer; keep for the tool's lifetime. */
+struct tool_reconnect {
+	const char *tool;
+	bool reconnect;
+	bool wait;
+	bool lost; /* a disconnect was told, the next format is a reconnect */
+	/* the tool's own run format callback, called after ours */
+	void (*format)(void *data, const struct zcv_client_format *fmt);
+	void *data;
+};
+
+void tool_reconnect_usage(FILE *f, bool def_on);
+
+/* Handles one of the TOOL_OPT_* values; false for any other. */
+bool tool_reconnect_option(struct tool_reconnect *t, int opt);
+
+/*
+ * Fills cfg->reconnect from t and routes run's format (saved in t first)
+ * and disconnected callbacks through t, which prints one line on stderr
+ * per lost connection ("<tool>: producer gone (<reason>); waiting to
+ * reconnect") and per reconnect ("<tool>: reconnected: stream <id>,
+ * generation <n>").
+ */
+void tool_reconnect_setup(struct tool_reconnect *t, struct zcv_client_config *cfg,
+			  struct zcv_sink_run_config *run);
 
 /* zcv_sink_connect() that prints why it failed and what to do. Ignores
  * SIGPIPE first: a consumer tool writes to files and pipes, and a reader

@@ -62,7 +62,9 @@ static void usage(FILE *f)
 		"  --max-hold N         frames to ask the producer to let us hold (default 3:\n"
 		"                       on screen, flip pending, next; run zcv-capture with\n"
 		"                       --max-hold 3 or more)\n"
-		"  --socket PATH        producer socket (default: the default path)\n"
+		"  --socket PATH        producer socket (default: the default path)\n");
+	tool_reconnect_usage(f, true);
+	fprintf(f,
 		"  --name NAME          consumer name shown by the producer (default zcv-display)\n"
 		"  --snapshot FILE.png  at exit, save what is on screen as PNG (writeback\n"
 		"                       connector where the driver has one, else the buffer)\n"
@@ -138,6 +140,7 @@ int main(int argc, char **argv)
 		{ "stats-json", required_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
+		TOOL_RECONNECT_OPTIONS,
 		{ 0 },
 	};
 	struct zcv_display_config dcfg = { 0 };
@@ -145,6 +148,7 @@ int main(int argc, char **argv)
 					 .name = TOOL,
 					 .constraints.hold = 3 };
 	struct viewer v = { 0 };
+	struct tool_reconnect rc = { .tool = TOOL, .reconnect = true };
 	struct zcv_sink_run_config run = { .size = sizeof(struct zcv_sink_run_config),
 					   .handle_signals = true,
 					   .format = on_format,
@@ -216,6 +220,8 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
+			if (tool_reconnect_option(&rc, opt))
+				break;
 			usage(stderr);
 			return 2;
 		}
@@ -225,6 +231,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	tool_reconnect_setup(&rc, &cfg, &run);
 	/* the tool's own members, filled in as the run goes */
 	tool_stats_begin(&j, TOOL);
 	e = zcv_display_sink_create(&dcfg, on_fallback, &v, &v.sink, &v.disp, err, sizeof(err));

@@ -26,7 +26,9 @@ static void usage(FILE *f)
 		"  --gop N              keyframe interval in frames, where the driver has it\n"
 		"  --frames N           encode N frames, then drain and exit\n"
 		"  --max-hold N         frames in the encoder at once (default 4)\n"
-		"  --socket PATH        producer socket (default: the default path)\n"
+		"  --socket PATH        producer socket (default: the default path)\n");
+	tool_reconnect_usage(f, false);
+	fprintf(f,
 		"  --name NAME          consumer name shown by the producer (default zcv-encode)\n"
 		"  --frame-log PATH     write the producer sequence of every encoded frame "
 		"(testing)\n"
@@ -83,6 +85,7 @@ int main(int argc, char **argv)
 		{ "stats-json", required_argument, NULL, 'j' },
 		{ "list", no_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
+		TOOL_RECONNECT_OPTIONS,
 		{ 0 },
 	};
 	struct zcv_client_config ccfg = { .size = sizeof(struct zcv_client_config),
@@ -97,6 +100,7 @@ int main(int argc, char **argv)
 						       getenv("ZCV_ENCODE_TRACE") ? stderr : NULL };
 	struct zcv_encode_sink_stats es = { 0 };
 	struct zcv_constraints needs = { 0 };
+	struct tool_reconnect rc = { .tool = TOOL };
 	struct zcv_encoder *enc = NULL;
 	struct zcv_sink *sink = NULL;
 	const char *out = NULL, *stats_path = NULL, *why = NULL;
@@ -174,6 +178,8 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
+			if (tool_reconnect_option(&rc, opt))
+				break;
 			usage(stderr);
 			return 2;
 		}
@@ -204,6 +210,7 @@ int main(int argc, char **argv)
 	}
 	zcv_encode_sink_set_output(sink, out_fd);
 	run.data = enc;
+	tool_reconnect_setup(&rc, &ccfg, &run);
 	if (tool_connect(TOOL, sink, &ccfg, NULL) < 0)
 		goto out;
 	{

@@ -24,17 +24,18 @@ static void on_format(void *data, const struct zcv_client_format *fmt)
 
 static void usage(FILE *f)
 {
+	fprintf(f, "Usage: " TOOL " -o FILE [options]\n"
+		   "Record a zcv stream to a Y4M file (or raw planes).\n\n"
+		   "  -o, --output FILE    output file, '-' for standard output\n"
+		   "  --raw                write the planes as they are, no Y4M framing\n"
+		   "  --frames N           stop after N frames\n"
+		   "  --max-hold N         frames the producer may have in flight to us at once\n"
+		   "                       (default 8: a recorder rides out scheduling delays and\n"
+		   "                       slow writes instead of being skipped; the producer\n"
+		   "                       grants at most what it allows, printed at start)\n"
+		   "  --socket PATH        producer socket (default: the default path)\n");
+	tool_reconnect_usage(f, true);
 	fprintf(f,
-		"Usage: " TOOL " -o FILE [options]\n"
-		"Record a zcv stream to a Y4M file (or raw planes).\n\n"
-		"  -o, --output FILE    output file, '-' for standard output\n"
-		"  --raw                write the planes as they are, no Y4M framing\n"
-		"  --frames N           stop after N frames\n"
-		"  --max-hold N         frames the producer may have in flight to us at once\n"
-		"                       (default 8: a recorder rides out scheduling delays and\n"
-		"                       slow writes instead of being skipped; the producer\n"
-		"                       grants at most what it allows, printed at start)\n"
-		"  --socket PATH        producer socket (default: the default path)\n"
 		"  --name NAME          consumer name shown by the producer (default zcv-record)\n"
 		"  --stats-json PATH    write stats as JSON at exit\n"
 		"  --help\n");
@@ -51,6 +52,7 @@ int main(int argc, char **argv)
 		{ "name", required_argument, NULL, 'N' },
 		{ "stats-json", required_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		TOOL_RECONNECT_OPTIONS,
 		{ 0 },
 	};
 	struct zcv_client_config cfg = { .size = sizeof(struct zcv_client_config),
@@ -61,6 +63,7 @@ int main(int argc, char **argv)
 					   .handle_signals = true,
 					   .format = on_format,
 					   .data = &asked_hold };
+	struct tool_reconnect rc = { .tool = TOOL, .reconnect = true };
 	struct zcv_record *rec = NULL;
 	struct zcv_sink *sink = NULL;
 	const char *out = NULL, *stats_path = NULL;
@@ -103,6 +106,8 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
+			if (tool_reconnect_option(&rc, opt))
+				break;
 			usage(stderr);
 			return 2;
 		}
@@ -113,6 +118,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	asked_hold = cfg.constraints.hold;
+	tool_reconnect_setup(&rc, &cfg, &run);
 	e = zcv_record_create(out, raw, &rec);
 	if (e < 0) {
 		fprintf(stderr, TOOL ": cannot open %s for writing: %s\n", out, strerror(-e));

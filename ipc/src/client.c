@@ -5,9 +5,12 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <zcv/abi.h>
 #include <zcv/client.h>
@@ -30,6 +33,12 @@
 
 #define REASON_MAX 160
 
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 2000
+#define BACKOFF_LIMIT_MS 60000
+
+enum { FATAL_UNTRUSTED = 1, FATAL_REFUSED = 2 };
+
 struct cbuf {
 	bool present;
 	bool held;
@@ -45,7 +54,9 @@ struct cbuf {
 /* One pool generation: its buffers stay mapped while any frame is held. */
 struct gen {
 	struct gen *next;
-	struct zcv_client_format fmt;
+	struct zcv_client_format fmt; /* fmt.generation: as the sink sees it */
+	uint32_t wire_gen;            /* as the producer numbered it */
+	unsigned conn;                /* the connection it came on */
 	unsigned n_received;
 	unsigned held;
 	struct cbuf bufs[ZCV_POOL_MAX_BUFFERS];
@@ -55,7 +66,8 @@ struct gen {
  * generation it names may be gone by the time it is sent. */
 struct queued_release {
 	uint16_t version;
-	uint32_t generation;
+	uint32_t generation; /* the sink's number, to find it */
+	uint32_t wire_gen;
 	uint32_t index;
 	uint64_t sequence;
 };
@@ -106,6 +118,21 @@ struct zcv_client {
 	unsigned n_queued;
 	struct event *events; /* DISPATCH_MAX_MESSAGES of them */
 	unsigned n_events;
+	/* Reconnect (cfg.reconnect). fd is -1 while waiting to connect. */
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	bool rc_on;        /* wait or enable */
+	bool lost;         /* this batch lost the connection: reconnect after it */
+	bool streamed;     /* the current connection delivered its first format */
+	int wait_fd;       /* epoll: timer_fd + ino_fd, what get_fd gives while waiting */
+	int timer_fd;      /* the backoff */
+	int ino_fd;        /* the socket's directory, watched */
+	unsigned conn;     /* connections made so far */
+	unsigned attempts; /* consecutive failed ones */
+	uint32_t backoff_ms;
+	uint32_t gen_base; /* added to the producer's generations: unique over connections */
+	uint32_t gen_max;
+	int last_error;
+	char last_reason[REASON_MAX];
 };
 
 static int release_locked(struct zcv_client *c, const struct zcv_client_frame *frame);
@@ -207,7 +234,7 @@ static void flush_releases(struct zcv_client *c)
 		int r;
 
 		m.hdr.version = q->version;
-		m.generation = q->generation;
+		m.generation = q->wire_gen;
 		m.index = q->index;
 		m.sequence = q->sequence;
 		r = zcv_msg_send(c->fd, &m, len, NULL, 0);
@@ -290,8 +317,11 @@ static int handle_welcome(struct zcv_client *c, const struct zcv_msg_welcome *w)
 		return fail(c, -EPROTO, "WELCOME before the previous pool was complete");
 	if (w->version > ZCV_PROTOCOL_VERSION || w->version < ZCV_PROTOCOL_MIN_VERSION)
 		return fail(c, -EPROTONOSUPPORT, "producer chose a protocol version we lack");
-	if (c->cur && w->generation <= c->cur->fmt.generation)
+	if (c->cur && w->generation <= c->cur->wire_gen)
 		return fail(c, -EPROTO, "WELCOME with an old pool generation");
+	if (w->generation > UINT32_MAX - c->gen_base ||
+	    (c->conn && c->gen_base + w->generation <= c->gen_max))
+		return fail(c, -EPROTO, "WELCOME with a pool generation out of range");
 	if ((w->path == ZCV_PATH_DMABUF && !(caps & ZCV_CAP_DMABUF)) ||
 	    (w->path == ZCV_PATH_MEMFD && !(caps & ZCV_CAP_MEMFD)) ||
 	    (w->path != ZCV_PATH_COPY && (caps & ZCV_CAP_NEEDS_COPY)))
@@ -316,7 +346,7 @@ static int handle_welcome(struct zcv_client *c, const struct zcv_msg_welcome *w)
 	fmt.colorspace = w->colorspace;
 	fmt.fps_num = w->fps_num;
 	fmt.fps_den = w->fps_den;
-	fmt.generation = w->generation;
+	fmt.generation = c->gen_base + w->generation;
 	fmt.n_buffers = w->n_buffers;
 	fmt.max_hold = w->max_hold;
 
@@ -324,6 +354,10 @@ static int handle_welcome(struct zcv_client *c, const struct zcv_msg_welcome *w)
 	if (!g)
 		return fail(c, -ENOMEM, "out of memory");
 	g->fmt = fmt;
+	g->wire_gen = w->generation;
+	g->conn = c->conn;
+	if (fmt.generation > c->gen_max)
+		c->gen_max = fmt.generation;
 	for (unsigned i = 0; i < ZCV_POOL_MAX_BUFFERS; i++)
 		for (unsigned f = 0; f < ZCV_MSG_MAX_FDS; f++)
 			g->bufs[i].fds[f] = -1;
@@ -417,7 +451,7 @@ static int handle_buffer(struct zcv_client *c, const struct zcv_msg_buffer *m, i
 	const struct zcv_layout *l;
 	struct cbuf *b;
 
-	if (!g || gen_complete(g) || m->generation != g->fmt.generation)
+	if (!g || gen_complete(g) || m->generation != g->wire_gen)
 		return fail(c, -EPROTO, "BUFFER outside its pool announcement");
 	if (m->index >= g->fmt.n_buffers || g->bufs[m->index].present)
 		return fail(c, -EPROTO, "BUFFER with a bad or repeated index");
@@ -477,7 +511,7 @@ static int handle_frame(struct zcv_client *c, const struct zcv_msg_frame *m)
 	struct event *ev;
 	struct cbuf *b;
 
-	if (!g || !gen_complete(g) || m->generation != g->fmt.generation)
+	if (!g || !gen_complete(g) || m->generation != g->wire_gen)
 		return fail(c, -EPROTO, "FRAME of an unknown pool generation");
 	if (m->index >= g->fmt.n_buffers)
 		return fail(c, -EPROTO, "FRAME with a bad buffer index");
@@ -510,7 +544,7 @@ static int handle_frame(struct zcv_client *c, const struct zcv_msg_frame *m)
 	ev->gen = g;
 	fr = &ev->frame;
 	memset(fr, 0, sizeof(*fr));
-	fr->generation = m->generation;
+	fr->generation = g->fmt.generation;
 	fr->index = m->index;
 	fr->sequence = m->sequence;
 	fr->timestamp_ns = m->timestamp_ns;
@@ -569,6 +603,137 @@ static int handle_message(struct zcv_client *c, union zcv_msg *m, int *fds, unsi
 	}
 }
 
+/* Does the way this connection ended call for another one? Not an
+ * eviction, a refusal or a protocol error: those would happen again. */
+static bool should_reconnect(const struct zcv_client *c)
+{
+	if (!c->cfg.reconnect.enable)
+		return false;
+	switch (c->result) {
+	case 1:
+	case -ECONNRESET:
+	case -EPIPE:
+	case -ENOTCONN:
+	case -ECONNABORTED:
+	case -ESHUTDOWN:
+	case -ENODEV:
+	case -EIO:
+		return true;
+	}
+	return false;
+}
+
+/* Connect errors worth waiting out: nobody listens there yet. */
+static bool connect_retryable(int r)
+{
+	return r == -ENOENT || r == -ECONNREFUSED || r == -EPIPE || r == -ECONNRESET;
+}
+
+static void watch_dir(struct zcv_client *c)
+{
+	char dir[sizeof(c->path)];
+	char *slash;
+
+	if (c->ino_fd < 0)
+		return;
+	memcpy(dir, c->path, sizeof(dir));
+	slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	/* The same directory keeps its watch; a new one (the producer made
+	 * it afresh) gets one, the old watch went with the old directory.
+	 * None yet: the timer alone. */
+	(void)inotify_add_watch(c->ino_fd, dir, IN_CREATE | IN_MOVED_TO | IN_ATTRIB);
+}
+
+static void arm_timer(struct zcv_client *c, uint32_t ms)
+{
+	struct itimerspec its = { .it_value = { .tv_sec = ms / 1000,
+						.tv_nsec = (long)(ms % 1000) * 1000000L } };
+
+	if (!ms)
+		its.it_value.tv_nsec = 1;
+	(void)timerfd_settime(c->timer_fd, 0, &its, NULL);
+}
+
+static void disarm_timer(struct zcv_client *c)
+{
+	struct itimerspec its = { 0 };
+
+	(void)timerfd_settime(c->timer_fd, 0, &its, NULL);
+}
+
+/* An attempt failed (error, reason): wait the backoff, or give up. */
+static void retry_later(struct zcv_client *c, int error, const char *reason)
+{
+	c->last_error = error;
+	snprintf(c->last_reason, sizeof(c->last_reason), "%s", reason);
+	c->attempts++;
+	if (c->cfg.reconnect.max_attempts && c->attempts >= c->cfg.reconnect.max_attempts) {
+		char why[REASON_MAX];
+
+		disarm_timer(c);
+		snprintf(why, sizeof(why), "gave up after %u attempts: %s", c->attempts, reason);
+		finish(c, error, error, why);
+		return;
+	}
+	watch_dir(c);
+	arm_timer(c, c->backoff_ms);
+	c->backoff_ms = c->backoff_ms >= c->cfg.reconnect.backoff_max_ms / 2 ?
+				c->cfg.reconnect.backoff_max_ms :
+				c->backoff_ms * 2;
+}
+
+/* The connection is over but the client goes on: the socket goes (the
+ * producer reclaims what we held; frames the sink holds stay mapped), the
+ * generations of the next connection are numbered above every earlier one. */
+static void connection_lost(struct zcv_client *c)
+{
+	bool streamed = c->streamed;
+	int error = c->close_error ? c->close_error : -ECONNRESET;
+	char reason[REASON_MAX];
+
+	memcpy(reason, c->close_reason, sizeof(reason));
+	if (c->connected) {
+		struct zcv_msg_bye bye;
+		size_t len = zcv_msg_init_bye(&bye, 0, "consumer closed");
+
+		(void)zcv_msg_send(c->fd, &bye, len, NULL, 0);
+		/* Nothing more may arrive: a queue that grows behind the
+		 * closer's drain would make the close a reset for the producer. */
+		shutdown(c->fd, SHUT_RDWR);
+	}
+	c->connected = false;
+	drop_queue(c);
+	zcv_fd_dispose(c->fd);
+	c->fd = -1;
+	gen_retire(c, c->cur);
+	c->cur = NULL;
+	/* saturates: a producer that used up the numbers is refused below */
+	c->gen_base = c->gen_max == UINT32_MAX ? UINT32_MAX : c->gen_max + 1;
+	c->conn++;
+	c->have_seq = false;
+	c->have_fmt = false;
+	c->streamed = false;
+	c->result = 0;
+	c->close_error = 0;
+	c->close_reason[0] = '\0';
+	c->closed_notified = false;
+	if (streamed) {
+		/* It served: the next one may be a moment away. */
+		watch_dir(c);
+		arm_timer(c, c->backoff_ms);
+		return;
+	}
+	/* Dropped before it streamed: a failed attempt, so that a producer
+	 * that accepts and hangs up cannot make us spin. */
+	retry_later(c, error, reason);
+}
+
 /*
  * Runs the callbacks the batch collected, in order. When the batch ended
  * the stream with an error, the producer may have taken back the buffers
@@ -594,6 +759,10 @@ static void deliver(struct zcv_client *c)
 		} else if (c->result >= 0) {
 			c->fmt = ev->fmt;
 			c->have_fmt = true;
+			/* a connection that streams: the backoff starts afresh */
+			c->streamed = true;
+			c->attempts = 0;
+			c->backoff_ms = c->cfg.reconnect.backoff_min_ms;
 			if (c->cbs.format)
 				c->cbs.format(c->data, &c->fmt);
 		}
@@ -603,6 +772,18 @@ static void deliver(struct zcv_client *c)
 		zcv_debug("client: %u frames not delivered: the stream ended before them", dropped);
 		retired_collect(c);
 	}
+	if (c->lost) {
+		int error = c->close_error;
+		bool streamed = c->streamed;
+		char reason[REASON_MAX];
+
+		c->lost = false;
+		memcpy(reason, c->close_reason, sizeof(reason));
+		connection_lost(c);
+		/* a connection that never streamed is only a failed attempt */
+		if (streamed && c->cbs.disconnected)
+			c->cbs.disconnected(c->data, error, reason);
+	}
 	if (c->result && !c->closed_notified) {
 		c->closed_notified = true;
 		if (c->cbs.closed)
@@ -610,10 +791,75 @@ static void deliver(struct zcv_client *c)
 	}
 }
 
+static int try_connect(struct zcv_client *c, char *reason, size_t reason_size, int *ret_fatal);
+
+/* Waiting: is it time for an attempt (the backoff ran out, or a file of
+ * the socket's name appeared)? Reads what woke us either way. */
+static bool wait_ready(struct zcv_client *c)
+{
+	uint64_t ticks;
+	bool ready = false;
+	union {
+		char buf[4096];
+		struct inotify_event align;
+	} u;
+	const char *base = strrchr(c->path, '/');
+	ssize_t n;
+
+	base = base ? base + 1 : c->path;
+	if (read(c->timer_fd, &ticks, sizeof(ticks)) == (ssize_t)sizeof(ticks))
+		ready = true;
+	while (c->ino_fd >= 0 && (n = read(c->ino_fd, u.buf, sizeof(u.buf))) > 0) {
+		for (ssize_t off = 0; off + (ssize_t)sizeof(struct inotify_event) <= n;) {
+			const struct inotify_event *e = (const void *)(u.buf + off);
+
+			/* The socket appears at bind(), a moment before
+			 * listen(): a refusal right after is likely, so the
+			 * next attempts come soon (a tenth of the first
+			 * backoff, doubling) rather than a backoff later. */
+			if (e->len && !strncmp(e->name, base, e->len)) {
+				ready = true;
+				c->backoff_ms = ZCV_MAX(1u, c->cfg.reconnect.backoff_min_ms / 10);
+			}
+			off += (ssize_t)sizeof(*e) + e->len;
+		}
+	}
+	return ready;
+}
+
+/* One attempt to connect, from dispatch. */
+static void reconnect_attempt(struct zcv_client *c)
+{
+	char reason[REASON_MAX];
+	int fatal = 0;
+	int r;
+
+	if (!wait_ready(c))
+		return;
+	disarm_timer(c);
+	r = try_connect(c, reason, sizeof(reason), &fatal);
+	if (r == 0)
+		return;
+	if (fatal || !connect_retryable(r))
+		finish(c, r, r, reason);
+	else
+		retry_later(c, r, reason);
+}
+
 static int dispatch_locked(struct zcv_client *c)
 {
 	if (c->dispatching)
 		return -EBUSY;
+	if (c->fd < 0 && !c->result) {
+		c->dispatching = true;
+		reconnect_attempt(c);
+		if (c->fd < 0) {
+			deliver(c);
+			c->dispatching = false;
+			return c->result;
+		}
+		c->dispatching = false;
+	}
 	flush_releases(c);
 	if (c->result)
 		return c->result;
@@ -639,6 +885,7 @@ static int dispatch_locked(struct zcv_client *c)
 		if (r > 0)
 			zcv_fds_dispose(fds, n_fds);
 	}
+	c->lost = c->result && should_reconnect(c);
 	deliver(c);
 	c->dispatching = false;
 	flush_releases(c);
@@ -657,7 +904,7 @@ int zcv_client_dispatch(struct zcv_client *c)
 
 int zcv_client_wait_dispatch(struct zcv_client *c, int timeout_ms)
 {
-	struct pollfd pfd = { .fd = c->fd, .events = zcv_client_get_events(c) };
+	struct pollfd pfd = { .fd = zcv_client_get_fd(c), .events = zcv_client_get_events(c) };
 	int r;
 
 	if (c->result) /* only the dispatching thread writes it */
@@ -754,10 +1001,12 @@ static int release_locked(struct zcv_client *c, const struct zcv_client_frame *f
 	 * not: the producer sees releases in the order they were made. The
 	 * queue cannot overflow: a frame enters it only by leaving the
 	 * holds, and holds plus queue stay within MAX_OUTSTANDING. */
-	if (c->connected && c->n_queued < MAX_OUTSTANDING) {
+	/* A frame of an earlier connection: that producer has taken it back. */
+	if (c->connected && g->conn == c->conn && c->n_queued < MAX_OUTSTANDING) {
 		c->queue[c->n_queued++] = (struct queued_release){
 			.version = (uint16_t)g->fmt.version,
 			.generation = frame->generation,
+			.wire_gen = g->wire_gen,
 			.index = frame->index,
 			.sequence = frame->sequence,
 		};
@@ -806,17 +1055,124 @@ static int check_producer(const struct zcv_client_config *cfg, int fd, char *rea
 	return -EACCES;
 }
 
+/*
+ * Connects to c->path, checks the producer and sends HELLO. On failure
+ * nothing stays open; reason says why, *ret_fatal says when another
+ * attempt is not worth it: FATAL_UNTRUSTED (a producer we do not trust),
+ * FATAL_REFUSED (it refused us, with a BYE).
+ */
+static int try_connect(struct zcv_client *c, char *reason, size_t reason_size, int *ret_fatal)
+{
+	struct zcv_msg_hello h;
+	size_t len;
+	int fd, r;
+
+	r = zcv_socket_connect(c->path);
+	if (r < 0) {
+		snprintf(reason, reason_size, "cannot connect to %s: %s", c->path, strerror(-r));
+		return r;
+	}
+	fd = r;
+	/* Before anything is sent (our name) or received (fds to map). */
+	r = check_producer(&c->cfg, fd, reason, reason_size);
+	if (r < 0) {
+		zcv_debug("client: %s", reason);
+		*ret_fatal = FATAL_UNTRUSTED;
+		goto fail_fd;
+	}
+	len = zcv_msg_init(&h, ZCV_MSG_HELLO);
+	h.min_version = ZCV_PROTOCOL_MIN_VERSION;
+	h.caps = c->cfg.caps;
+	memcpy(h.name, c->name, sizeof(h.name));
+	zcv_msg_hello_set_constraints(&h, &c->cfg.constraints);
+	r = zcv_msg_send(fd, &h, len, NULL, 0);
+	if (r == -EPIPE || r == -ECONNRESET) {
+		/* The producer refused us before reading anything (peer policy,
+		 * too many consumers): its BYE says why. */
+		union zcv_msg m;
+		int fds[ZCV_MSG_MAX_FDS];
+		unsigned n_fds = 0;
+
+		if (zcv_msg_read(fd, &m, fds, &n_fds) > 0) {
+			zcv_fds_dispose(fds, n_fds);
+			if (m.hdr.type == ZCV_MSG_BYE && m.bye.error < 0 && m.bye.error >= -4095) {
+				r = m.bye.error;
+				m.bye.reason[sizeof(m.bye.reason) - 1] = '\0';
+				zcv_log_sanitize(reason, reason_size, m.bye.reason);
+				*ret_fatal = FATAL_REFUSED;
+				goto fail_fd;
+			}
+		}
+	}
+	if (r < 0) {
+		snprintf(reason, reason_size, "the producer hung up at the handshake: %s",
+			 strerror(-r));
+		goto fail_fd;
+	}
+	c->fd = fd;
+	c->connected = true;
+	return 0;
+fail_fd:
+	/* Whatever the producer queued for us (fds among it) goes with it. */
+	zcv_fd_dispose(fd);
+	return r;
+}
+
+static int reconnect_setup(struct zcv_client *c)
+{
+	struct zcv_client_reconnect *rc = &c->cfg.reconnect;
+	struct epoll_event ev = { .events = EPOLLIN };
+
+	c->wait_fd = c->timer_fd = c->ino_fd = -1;
+	if (!rc->enable && !rc->wait) {
+		if (rc->max_attempts || rc->backoff_min_ms || rc->backoff_max_ms)
+			return -EINVAL;
+		return 0;
+	}
+	if (!rc->backoff_min_ms)
+		rc->backoff_min_ms = BACKOFF_MIN_MS;
+	if (!rc->backoff_max_ms)
+		rc->backoff_max_ms = ZCV_MAX(BACKOFF_MAX_MS, rc->backoff_min_ms);
+	if (rc->backoff_min_ms > rc->backoff_max_ms || rc->backoff_max_ms > BACKOFF_LIMIT_MS)
+		return -EINVAL;
+	c->rc_on = true;
+	c->backoff_ms = rc->backoff_min_ms;
+	c->wait_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (c->wait_fd < 0)
+		return -errno;
+	c->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (c->timer_fd < 0)
+		return -errno;
+	if (epoll_ctl(c->wait_fd, EPOLL_CTL_ADD, c->timer_fd, &ev) < 0)
+		return -errno;
+	/* Without inotify (limits reached) the timer alone finds the producer. */
+	c->ino_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	if (c->ino_fd >= 0 && epoll_ctl(c->wait_fd, EPOLL_CTL_ADD, c->ino_fd, &ev) < 0) {
+		close(c->ino_fd);
+		c->ino_fd = -1;
+	}
+	return 0;
+}
+
+static void close_wait_fds(struct zcv_client *c)
+{
+	if (c->ino_fd >= 0)
+		close(c->ino_fd);
+	if (c->timer_fd >= 0)
+		close(c->timer_fd);
+	if (c->wait_fd >= 0)
+		close(c->wait_fd);
+}
+
 int zcv_client_connect(const struct zcv_client_config *cfg, const struct zcv_client_callbacks *cbs,
 		       void *data, struct zcv_client **ret_client)
 {
 	static const struct zcv_client_config defaults = { .size = sizeof(defaults) };
 	struct zcv_client_config cf;
 	struct zcv_client_callbacks cb = { 0 };
-	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	char reason[REASON_MAX];
-	struct zcv_msg_hello h;
 	struct zcv_client *c;
-	size_t len;
+	int fatal = 0;
 	int r;
 
 	if (!ret_client)
@@ -829,25 +1185,29 @@ int zcv_client_connect(const struct zcv_client_config *cfg, const struct zcv_cli
 	if (r < 0)
 		return r;
 	cfg = &cf;
-	if (cfg->socket_path) {
-		if (strlen(cfg->socket_path) >= sizeof(path))
-			return -ENAMETOOLONG;
-		strcpy(path, cfg->socket_path);
-	} else {
-		r = zcv_socket_default_path_nocreate(path, sizeof(path));
-		if (r < 0)
-			return r;
-	}
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	c->events = calloc(DISPATCH_MAX_MESSAGES, sizeof(*c->events));
-	if (!c->events) {
-		free(c);
-		return -ENOMEM;
-	}
+	c->fd = -1;
 	c->cfg = *cfg;
 	c->cfg.socket_path = NULL;
+	r = reconnect_setup(c);
+	if (r < 0)
+		goto fail_wait;
+	if (cfg->socket_path) {
+		r = -ENAMETOOLONG;
+		if (strlen(cfg->socket_path) >= sizeof(c->path))
+			goto fail_wait;
+		strcpy(c->path, cfg->socket_path);
+	} else {
+		r = zcv_socket_default_path_nocreate(c->path, sizeof(c->path));
+		if (r < 0)
+			goto fail_wait;
+	}
+	r = -ENOMEM;
+	c->events = calloc(DISPATCH_MAX_MESSAGES, sizeof(*c->events));
+	if (!c->events)
+		goto fail_wait;
 	{
 		pthread_mutexattr_t a;
 
@@ -863,49 +1223,25 @@ int zcv_client_connect(const struct zcv_client_config *cfg, const struct zcv_cli
 	c->cbs = cb;
 	c->data = data;
 
-	r = zcv_socket_connect(path);
-	if (r < 0)
-		goto fail;
-	c->fd = r;
-
-	/* Before anything is sent (our name) or received (fds to map). */
-	r = check_producer(&c->cfg, c->fd, reason, sizeof(reason));
+	r = try_connect(c, reason, sizeof(reason), &fatal);
+	if (r < 0 && c->rc_on && !fatal && connect_retryable(r)) {
+		/* Not there yet: dispatch connects once it is. */
+		retry_later(c, r, reason);
+		if (!c->result)
+			r = 0;
+	}
 	if (r < 0) {
-		zcv_debug("client: %s", reason);
-		if (c->cbs.closed)
+		/* an untrusted producer is told to the closed callback too */
+		if (fatal == FATAL_UNTRUSTED && c->cbs.closed)
 			c->cbs.closed(c->data, r, reason);
-		goto fail_fd;
+		goto fail;
 	}
-	c->connected = true;
-
-	len = zcv_msg_init(&h, ZCV_MSG_HELLO);
-	h.min_version = ZCV_PROTOCOL_MIN_VERSION;
-	h.caps = c->cfg.caps;
-	memcpy(h.name, c->name, sizeof(h.name));
-	zcv_msg_hello_set_constraints(&h, &c->cfg.constraints);
-	r = zcv_msg_send(c->fd, &h, len, NULL, 0);
-	if (r == -EPIPE || r == -ECONNRESET) {
-		/* The producer refused us before reading anything (peer policy,
-		 * too many consumers): its BYE says why. */
-		union zcv_msg m;
-		int fds[ZCV_MSG_MAX_FDS];
-		unsigned n_fds = 0;
-
-		if (zcv_msg_read(c->fd, &m, fds, &n_fds) > 0) {
-			zcv_fds_dispose(fds, n_fds);
-			if (m.hdr.type == ZCV_MSG_BYE && m.bye.error < 0 && m.bye.error >= -4095)
-				r = m.bye.error;
-		}
-	}
-	if (r < 0)
-		goto fail_fd;
 	*ret_client = c;
 	return 0;
-fail_fd:
-	/* Whatever the producer queued for us (fds among it) goes with it. */
-	zcv_fd_dispose(c->fd);
 fail:
 	pthread_mutex_destroy(&c->lock);
+fail_wait:
+	close_wait_fds(c);
 	free(c->events);
 	free(c);
 	return r;
@@ -921,9 +1257,13 @@ void zcv_client_destroy(struct zcv_client *c)
 		size_t len = zcv_msg_init_bye(&bye, 0, "consumer closed");
 
 		(void)zcv_msg_send(c->fd, &bye, len, NULL, 0);
+		/* Nothing more may arrive: a FRAME queued behind the closer's
+		 * drain would make our close a reset for the producer. */
+		shutdown(c->fd, SHUT_RDWR);
 	}
 	/* Unread messages may carry fds whose release the producer controls. */
 	zcv_fd_dispose(c->fd);
+	close_wait_fds(c);
 	gen_free(c->cur);
 	while (c->retired) {
 		struct gen *g = c->retired;
@@ -938,7 +1278,7 @@ void zcv_client_destroy(struct zcv_client *c)
 
 int zcv_client_get_fd(struct zcv_client *c)
 {
-	return c->fd;
+	return c->fd >= 0 || !c->rc_on ? c->fd : c->wait_fd;
 }
 
 uint64_t zcv_client_dropped(struct zcv_client *c)

@@ -179,9 +179,13 @@ static void consumer_drop(struct consumer *c, int error, const char *reason, boo
 	 * Its queue may hold more messages with fds whose final close would
 	 * block, released when the socket is: the closer thread empties it
 	 * and closes it. Emptying it first also means the peer reads our BYE
-	 * and then end of file rather than ECONNRESET.
+	 * and then end of file rather than ECONNRESET. The shutdown makes
+	 * that so: a RELEASE the consumer sends after the closer's drain
+	 * would otherwise sit unread at the close, and the kernel turns
+	 * that into a reset for the consumer instead of our BYE.
 	 */
 	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	shutdown(c->fd, SHUT_RDWR);
 	zcv_fd_dispose(c->fd);
 	c->fd = -1;
 
@@ -616,6 +620,24 @@ static void consumer_read(struct consumer *c)
 		}
 		if (r == -EPROTO) {
 			consumer_drop(c, -EPROTO, "malformed message", true);
+			return;
+		}
+		if (r == -ECONNRESET) {
+			/* A consumer that closed with our FRAMEs unread in its
+			 * socket: the kernel reports the reset before the BYE it
+			 * sent first, which is still queued. */
+			n_fds = 0;
+			r = zcv_msg_read(c->fd, &m, fds, &n_fds);
+			if (r > 0)
+				zcv_fds_dispose(fds, n_fds);
+			if (r > 0 && m.hdr.type == ZCV_MSG_BYE)
+				consumer_drop(c, m.bye.error,
+					      m.bye.reason[0] ? m.bye.reason :
+								"consumer said goodbye",
+					      false);
+			else
+				consumer_drop(c, -ECONNRESET,
+					      "connection error (Connection reset by peer)", false);
 			return;
 		}
 		if (r < 0) {
@@ -1240,10 +1262,17 @@ void zcv_server_end(struct zcv_server *srv, int error, const char *reason)
 	stop_listening(srv);
 	for (c = srv->consumers; c; c = next) {
 		next = c->next;
-		if (c->info.state != ZCV_CONSUMER_STREAMING || c->n_holds == 0)
+		if (c->info.state != ZCV_CONSUMER_STREAMING || c->n_holds == 0) {
 			consumer_drop(c, srv->end_error, srv->end_reason, true);
-		else
+		} else {
 			send_bye(c, srv->end_error, srv->end_reason);
+			/* Told already: stats taken before it hands its frames
+			 * back say why it is leaving (its own goodbye, if it
+			 * says one, replaces this). */
+			c->info.end_error = srv->end_error;
+			snprintf(c->info.end_reason, sizeof(c->info.end_reason), "%s",
+				 srv->end_reason);
+		}
 	}
 	timer_update(srv);
 	leave(srv);

@@ -36,7 +36,8 @@ struct zcv_sink {
 	bool hard_stop;     /* stop without a drain */
 	int path;
 	uint64_t taken, declined, discarded;
-	uint64_t released; /* atomic: zcv_sink_done() may run on any thread */
+	uint64_t disconnects; /* connections lost and reconnected from */
+	uint64_t released;    /* atomic: zcv_sink_done() may run on any thread */
 	uint64_t first_ns, last_ns;
 	struct zcv_stats stats; /* the latency samples, and zcv_sink_core_stats() */
 	int first_error;        /* the run's result: the first of the two below */
@@ -138,6 +139,15 @@ static void on_closed(void *data, int error, const char *reason)
 	snprintf(s->stream_reason, sizeof(s->stream_reason), "%s", reason ? reason : "");
 }
 
+static void on_disconnected(void *data, int error, const char *reason)
+{
+	struct zcv_sink *s = data;
+
+	s->disconnects++;
+	if (s->run.disconnected)
+		s->run.disconnected(s->run.data, error, reason);
+}
+
 int zcv_sink_create(const struct zcv_sink_ops *ops, void *data, struct zcv_sink **ret_sink)
 {
 	struct zcv_sink *s;
@@ -181,6 +191,7 @@ int zcv_sink_connect(struct zcv_sink *s, const struct zcv_client_config *cfg,
 		.format = on_format,
 		.frame = on_frame,
 		.closed = on_closed,
+		.disconnected = on_disconnected,
 	};
 	struct zcv_client *c = NULL;
 	int r;

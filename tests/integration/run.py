@@ -155,7 +155,7 @@ def test_pipeline(env):
     env.wait_socket()
     t0 = time.time()
     sample = env.start("zcv-sample-print", env.sock)
-    rec = env.start("zcv-record", "--socket", env.sock, "-o", env.path("out.y4m"),
+    rec = env.start("zcv-record", "--no-reconnect", "--socket", env.sock, "-o", env.path("out.y4m"),
                     "--stats-json", env.path("rec.json"))
     slow = env.start("test-consumer", "--socket", env.sock, "--name", "slow", "--hold-ms", "100",
                      "--max-hold", "2", "--verify", "--stats-json", env.path("slow.json"))
@@ -298,7 +298,7 @@ def test_errors(env):
     expect(["--source", "nonsense"], 2, "unknown --source")
     expect(["extra"], 2, "unexpected argument")
     expect([], 2, "-o FILE is required", name="zcv-record")
-    expect(["--socket", env.path("nobody.sock"), "-o", env.path("x.y4m")], 1,
+    expect(["--no-reconnect", "--socket", env.path("nobody.sock"), "-o", env.path("x.y4m")], 1,
            "is zcv-capture running?", name="zcv-record")
     expect(["--socket", env.sock, "-o", "/nonexistent-dir/x.y4m"], 1, "cannot open", name="zcv-record")
     r = env.run("zcv-encode", "--max-hold", "x", "-o", "/dev/null")
@@ -408,7 +408,7 @@ def test_gstreamer_y4m(env):
         cap = env.start("zcv-capture", "--size", "320x240", "--format", fmt, "--fps", "60",
                         "--frames", "40", "--wait-consumers", "1", "--socket", sock)
         env.wait_socket(sock)
-        rec = env.run("zcv-record", "--socket", sock, "-o", env.path(f"{fmt}.y4m"))
+        rec = env.run("zcv-record", "--no-reconnect", "--socket", sock, "-o", env.path(f"{fmt}.y4m"))
         check(rec.returncode == 0, f"zcv-record recorded {fmt}")
         check(env.wait(cap, 20) == 0, "zcv-capture exited 0")
         ref = None

@@ -26,7 +26,10 @@ struct tc {
 	uint64_t held_at[MAX_HELD];
 	unsigned n_held;
 	uint64_t hold_ns, mismatches, last_seq, out_of_order, error_frames;
+	uint64_t stale; /* frames of a generation other than the last format's */
+	unsigned streams;
 	FILE *checksums;
+	FILE *log; /* --log: a line per format and frame, with CLOCK_MONOTONIC ns */
 	/* identities of the buffers we were lent */
 	unsigned n_fds_seen;
 	unsigned long long seen_ino[4 * 32];
@@ -67,7 +70,20 @@ static int tc_format(void *data, const struct zcv_client_format *fmt)
 {
 	struct tc *t = data;
 
+	/* a new stream (a reconnect) numbers its frames afresh */
+	if (!t->streams || memcmp(t->fmt.stream_id, fmt->stream_id, sizeof(fmt->stream_id))) {
+		t->streams++;
+		t->have_seq = false;
+	}
 	t->fmt = *fmt;
+	if (t->log) {
+		fprintf(t->log, "format ");
+		for (unsigned i = 0; i < sizeof(fmt->stream_id); i++)
+			fprintf(t->log, "%02x", fmt->stream_id[i]);
+		fprintf(t->log, " %" PRIu32 " %llu\n", fmt->generation,
+			(unsigned long long)zcv_now_ns());
+		fflush(t->log);
+	}
 	free(t->scratch);
 	t->scratch = malloc(fmt->layout.size);
 	return t->scratch ? 0 : -ENOMEM;
@@ -77,6 +93,13 @@ static int tc_frame(void *data, const struct zcv_client_frame *f)
 {
 	struct tc *t = data;
 
+	if (f->generation != t->fmt.generation)
+		t->stale++;
+	if (t->log) {
+		fprintf(t->log, "frame %" PRIu32 " %" PRIu64 " %" PRIu64 "\n", f->generation,
+			f->sequence, f->received_ns);
+		fflush(t->log);
+	}
 	if (t->have_seq && f->sequence <= t->last_seq)
 		t->out_of_order++;
 	t->have_seq = true;
@@ -159,11 +182,16 @@ int main(int argc, char **argv)
 		{ "needs-copy", no_argument, NULL, 'c' },
 		{ "stats-json", required_argument, NULL, 'j' },
 		{ "checksums", required_argument, NULL, 'x' },
+		{ "log", required_argument, NULL, 'l' },
+		TOOL_RECONNECT_OPTIONS,
 		{ 0 },
 	};
 	struct zcv_client_config cfg = { .size = sizeof(struct zcv_client_config), .name = TOOL };
-	struct zcv_sink_run_config run = { .size = sizeof(struct zcv_sink_run_config) };
+	/* SIGINT/SIGTERM end it with 0, as they end the tools */
+	struct zcv_sink_run_config run = { .size = sizeof(struct zcv_sink_run_config),
+					   .handle_signals = true };
 	struct tc t = { .timer = -1 };
+	struct tool_reconnect rc = { .tool = TOOL };
 	const char *stats_path = NULL, *reason;
 	struct zcv_json j;
 	uint64_t v;
@@ -211,10 +239,17 @@ int main(int argc, char **argv)
 			if (!(t.checksums = fopen(optarg, "we")))
 				return 1;
 			break;
+		case 'l':
+			if (!(t.log = fopen(optarg, "we")))
+				return 1;
+			break;
 		default:
+			if (tool_reconnect_option(&rc, opt))
+				break;
 			return 2;
 		}
 	}
+	tool_reconnect_setup(&rc, &cfg, &run);
 	t.timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (t.timer < 0 || zcv_sink_create(&tc_ops, &t, &t.sink) < 0) {
 		fprintf(stderr, TOOL ": cannot set up: %s\n", strerror(errno));
@@ -230,6 +265,8 @@ int main(int argc, char **argv)
 	zcv_json_kv_uint(&j, "mismatches", t.mismatches);
 	zcv_json_kv_uint(&j, "out_of_order", t.out_of_order);
 	zcv_json_kv_uint(&j, "last_seq", t.last_seq);
+	zcv_json_kv_uint(&j, "stale", t.stale);
+	zcv_json_kv_uint(&j, "streams", t.streams);
 	zcv_json_kv_int(&j, "close_error", zcv_sink_stream_error(t.sink, &reason));
 	zcv_json_kv_string(&j, "close_reason", reason);
 	zcv_json_kv_int(&j, "dispatch", r);
@@ -251,6 +288,8 @@ int main(int argc, char **argv)
 	close(t.timer);
 	if (t.checksums)
 		fclose(t.checksums);
+	if (t.log)
+		fclose(t.log);
 	free(t.scratch);
 	return ret;
 }

@@ -128,7 +128,8 @@ def consumer_cmd(env, tool, extra=(), frames=None):
     """Start a consumer tool; returns (process, stdout name, how to tell it is streaming)."""
     if tool == "zcv-record":
         out = env.path("rec.y4m")
-        args = ["--socket", env.sock, "-o", out, "--stats-json", env.path("rec.json"), *extra]
+        args = ["--no-reconnect", "--socket", env.sock, "-o", out, "--stats-json",
+                env.path("rec.json"), *extra]
         if frames:
             args += ["--frames", str(frames)]
         p = env.start(tool, *args)
@@ -144,7 +145,7 @@ def consumer_cmd(env, tool, extra=(), frames=None):
         p = env.start(tool, *args)
         return p, lambda: "joined" in text_or_empty(env, "zcv-capture.err")
     if tool == "zcv-display":
-        args = ["--socket", env.sock, *extra] + (["--frames", str(frames)] if frames else [])
+        args = ["--no-reconnect", "--socket", env.sock, *extra] + (["--frames", str(frames)] if frames else [])
         p = env.start(tool, *args)
         return p, lambda: "joined" in text_or_empty(env, "zcv-capture.err")
     raise Fail(f"no consumer {tool}")

@@ -167,7 +167,7 @@ class Run:
                         *(("--checksums", self.sums, "--checksum-every", "30") if instrument else ()),
                         "--stats-json", self.cap_json)
         env.wait_socket(sock)
-        disp = env.start("zcv-display", "--device", card, *(("--mode", mode) if mode else ()),
+        disp = env.start("zcv-display", "--no-reconnect", "--device", card, *(("--mode", mode) if mode else ()),
                          "--socket", sock,
                          *(("--snapshot", self.png, "--snapshot-raw", self.raw) if instrument else ()),
                          "--stats-json", self.disp_json, *display_args)
@@ -175,7 +175,7 @@ class Run:
         if record:
             # raw frames to /dev/null: under TCG the guest cannot also write
             # 3.7 MB a frame at 60 fps to a file (see v4l2_capture.py)
-            procs.append(env.start("zcv-record", "--raw", "--socket", sock, "-o", "/dev/null",
+            procs.append(env.start("zcv-record", "--no-reconnect", "--raw", "--socket", sock, "-o", "/dev/null",
                                    "--stats-json", self.rec_json))
         check(env.wait(cap, 90) == 0, f"[{tag}] zcv-capture exited 0")
         for p in procs:
@@ -332,12 +332,12 @@ def test_vkms_memfd_and_master(env, card):
     cap = env.start("zcv-capture", "--source", "pattern", "--size", "640x480", "--format", "XRGB8888",
                     "--fps", "30", "--max-hold", "3", "--socket", sock)
     env.wait_socket(sock)
-    disp = env.start("zcv-display", "--device", card, "--socket", sock, "--stats-json", env.path("pat.json"))
+    disp = env.start("zcv-display", "--no-reconnect", "--device", card, "--socket", sock, "--stats-json", env.path("pat.json"))
     end = time.time() + 15
     while "stream 640x480" not in env.text("zcv-display.err") and time.time() < end:
         time.sleep(0.1)
     time.sleep(1)
-    second = env.run("zcv-display", "--device", card, "--socket", sock)
+    second = env.run("zcv-display", "--no-reconnect", "--device", card, "--socket", sock)
     check(second.returncode == 1 and "cannot become DRM master" in second.stderr,
           f"second display on {card}: {second.stderr.strip()!r}")
     cap.send_signal(2)

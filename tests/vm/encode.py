@@ -154,7 +154,7 @@ def test_three(env, names):
     """One capture, three consumers at once: display (or the sample sink),
     encoder, recorder; all zero-copy, the slow encoder stalls nobody."""
     def record(env, sock, tag):
-        return start(env, "zcv-record", "--raw", "--socket", sock, "-o", "/dev/null", "--max-hold", str(REC_HOLD),
+        return start(env, "zcv-record", "--no-reconnect", "--raw", "--socket", sock, "-o", "/dev/null", "--max-hold", str(REC_HOLD),
                          "--stats-json", env.path(f"{tag}.rec.json"), err=f"{tag}.rec")
 
     have_display = os.path.exists(os.path.join(env.build, "tools", "zcv-display"))
@@ -167,7 +167,7 @@ def test_three(env, names):
 
     def display(env, sock, tag):
         if have_display and card:
-            return start(env, "zcv-display", "--socket", sock, "--device", card,
+            return start(env, "zcv-display", "--no-reconnect", "--socket", sock, "--device", card,
                              "--stats-json", env.path(f"{tag}.disp.json"), err=f"{tag}.disp")
         return start(env, "zcv-sample-print", sock, stdout=open(env.path(f"{tag}.print"), "w"),
                          err=f"{tag}.disp")

@@ -25,6 +25,11 @@
  * destroyed. Dispatch reads ahead: a FRAME the producer sent before
  * evicting us (a BYE with an error, or any other failure, behind it in the
  * socket) is never delivered; frames before a clean end of stream are.
+ * With reconnect (zcv_client_config.reconnect), the disconnected callback
+ * takes the closed callback's place when the producer goes away: frames
+ * the sink holds of that connection stay valid until released (the
+ * producer is gone or has taken them back: their pixels may change; the
+ * release sends nothing), and no frame of it is delivered after.
  * Hold frames briefly: the producer skips a consumer at its hold limit and
  * evicts one that holds a frame longer than its timeout (default 1 s).
  *
@@ -100,6 +105,16 @@ struct zcv_client_callbacks {
 	 * invalid UTF-8 bytes of the producer's words escaped), safe to print
 	 * as is. No callbacks follow. */
 	void (*closed)(void *data, int error, const char *reason);
+	/* With zcv_client_config.reconnect.enable: the producer went away or
+	 * ended the stream (error 0: it said so; negative errno: the
+	 * connection broke, or it ended with a failure of its own) and the
+	 * client waits to connect again; reason is printable, as for closed.
+	 * Called once per lost connection, after the frames that may still be
+	 * delivered; no frame of that connection follows. Frames the sink
+	 * still holds stay valid until released (their release sends
+	 * nothing). The next format callback (new stream id, a generation
+	 * above every earlier one) starts the new stream. Appended: optional. */
+	void (*disconnected)(void *data, int error, const char *reason);
 };
 
 /* Whom the client accepts as its producer (checked with SO_PEERCRED when
@@ -110,6 +125,15 @@ enum zcv_client_trust {
 	ZCV_TRUST_UID = 1,       /* as SAME_USER, or zcv_client_config.producer_uid */
 	ZCV_TRUST_ANYONE = 2,    /* no check: only when the socket's directory already
 				  * restricts who can listen there */
+};
+
+/* zcv_client_config.reconnect: see there. */
+struct zcv_client_reconnect {
+	bool enable;             /* reconnect after the producer goes away */
+	bool wait;               /* connect succeeds before the producer exists */
+	uint32_t max_attempts;   /* consecutive failures before giving up; 0: never */
+	uint32_t backoff_min_ms; /* 0: 100 */
+	uint32_t backoff_max_ms; /* 0: 2000 */
 };
 
 struct zcv_client_config {
@@ -126,12 +150,43 @@ struct zcv_client_config {
 	/* Who may be the producer; zeroed: same user or root. */
 	enum zcv_client_trust producer_trust;
 	uint32_t producer_uid; /* the extra uid of ZCV_TRUST_UID */
+	/*
+	 * Appended: waiting for the producer and reconnecting (zeroed: off,
+	 * and zcv_client_connect() fails when there is no producer).
+	 *
+	 * wait: zcv_client_connect() succeeds while the socket does not exist
+	 * yet (or is stale: -ENOENT, -ECONNREFUSED, or the producer hung up
+	 * during the handshake) and connects in dispatch once it appears.
+	 * enable: as wait for the first connection, and after the producer
+	 * goes away (the connection broke, or its BYE said the stream ended:
+	 * error 0, -ECONNRESET, -EPIPE, -ESHUTDOWN, -ENODEV, -EIO) the
+	 * disconnected callback runs and the client connects again. Never
+	 * after an eviction or a refusal (a BYE with -ETIMEDOUT, -EPROTO,
+	 * -EACCES, ... : what we did would be done again), nor after a
+	 * protocol error or untrusted producer found here: those close the
+	 * client as without reconnect.
+	 * Attempts are spaced backoff_min_ms (0: 100), doubling up to
+	 * backoff_max_ms (0: 2000) at most 60000; and, where the socket's
+	 * directory exists, made at once when a file of the socket's name
+	 * appears in it (inotify; then, as the producer may not listen yet,
+	 * from a tenth of backoff_min_ms on, doubling). max_attempts (0: forever) consecutive
+	 * failures (a connection dropped before its first format counts as
+	 * one) end the client: the closed callback runs with the last error.
+	 * While waiting, zcv_client_get_fd() is a timer the caller polls like
+	 * the socket: dispatch never sleeps.
+	 */
+	struct zcv_client_reconnect reconnect;
 };
 
 /*
  * Connects, checks who the producer is (config.producer_trust) and sends
  * the handshake; the rest happens in dispatch.
- * Returns 0 or: -EINVAL (a config or callbacks struct without its size),
+ * With config.reconnect.enable or .wait set, a producer that is not there
+ * yet (-ENOENT, -ECONNREFUSED) is not an error: 0 is returned and dispatch
+ * connects once it appears.
+ * Returns 0 or: -EINVAL (a config or callbacks struct without its size, or
+ * a reconnect member that makes no sense: fields set without enable or
+ * wait, backoff_min_ms above backoff_max_ms, backoff_max_ms above 60000),
  * -E2BIG (a field of a newer header set that this library does not know),
  * -ENOENT (no socket there: is zcv-capture running?),
  * -ECONNREFUSED (stale socket), -EACCES (we may not connect, or the
@@ -148,7 +203,11 @@ ZCV_EXPORT int zcv_client_connect(const struct zcv_client_config *cfg,
  * no release may be running or follow on another thread. Accepts NULL. */
 ZCV_EXPORT void zcv_client_destroy(struct zcv_client *c);
 
-/* The socket fd to poll (for zcv_client_get_events()); owned by the client. */
+/* The fd to poll (for zcv_client_get_events()); owned by the client.
+ * Without reconnect it is the socket, the same for the client's life. With
+ * config.reconnect it changes: the socket while connected, a timer (an
+ * epoll fd) while waiting to connect: ask again after every dispatch (a
+ * caller's epoll set must swap it; the old fd may be closed by then). */
 ZCV_EXPORT int zcv_client_get_fd(struct zcv_client *c);
 
 /* The poll events to wait for on zcv_client_get_fd(): POLLIN, plus POLLOUT
@@ -169,6 +228,9 @@ ZCV_EXPORT short zcv_client_get_events(struct zcv_client *c);
  * says which; every fd the message carried is closed, nothing is mapped),
  * -EPROTONOSUPPORT for no common version, -ECONNRESET when the producer
  * went away, -ETIMEDOUT/-other when the producer evicted us (see reason).
+ * With config.reconnect.enable a producer going away is not an end: 0
+ * (disconnected callback) while the client waits and reconnects; the
+ * last connect error (-ENOENT, ...) once max_attempts ran out.
  * After the end it keeps returning the same value. -EBUSY when called from
  * one of its own callbacks.
  */

@@ -104,7 +104,13 @@ struct zcv_sink_run_config {
 	/* Told about each format the sink took (after ops.format succeeded).
 	 * Optional. */
 	void (*format)(void *data, const struct zcv_client_format *fmt);
-	void *data; /* for format */
+	void *data; /* for format and disconnected */
+	/* Appended. With zcv_client_config.reconnect.enable: the producer went
+	 * away (error and reason as the client's disconnected callback) and
+	 * the client reconnects; the run goes on (max_frames counts on over
+	 * streams) and the next format is the new stream's, given to
+	 * ops.format and to format above. Optional. */
+	void (*disconnected)(void *data, int error, const char *reason);
 };
 
 /* What a sink did: zcv_sink_get_stats(). */
