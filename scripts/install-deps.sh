@@ -12,6 +12,9 @@ PKGS=(build-essential cmake pkg-config python3 libdrm-dev libv4l-dev uuid-dev li
 	clang libclang-rt-14-dev
 	# zcv-display: PNG snapshots (zlib)
 	zlib1g-dev
+	# the GStreamer plugin (zcvsrc, zcvsink) and zcv-rtsp: RTSP server, x264
+	# and the libav H.264 decoder for its loopback test
+	libgstrtspserver-1.0-dev gstreamer1.0-rtsp gstreamer1.0-plugins-ugly gstreamer1.0-libav
 	# the real-kernel tests: QEMU, the guest's initramfs, out-of-tree modules
 	qemu-system-x86 busybox-static cpio kmod xz-utils bc libelf-dev libssl-dev v4l-utils)
 missing=()
