@@ -369,7 +369,8 @@ def test_errors(env, cards):
     expect(["--device", cards["vgem"]], "has no connected connector")
     expect(["--device", cards["vkms"], "--mode", "123x45"], "has no mode 123x45; it offers: 1024x768@60 (preferred)")
     expect(["--device", cards["vkms"], "--connector", "HDMI-A-7"], "has no connector named HDMI-A-7")
-    expect(["--device", cards["vkms"], "--socket", env.path("none.sock")], "is zcv-capture running?")
+    expect(["--no-reconnect", "--device", cards["vkms"], "--socket", env.path("none.sock")],
+           "is zcv-capture running?")
     expect(["--mode", "big"], "--mode needs WIDTHxHEIGHT", rc=2)
     expect(["--frobnicate"], "Usage:", rc=2)
 
