@@ -353,6 +353,41 @@ def test_vkms_memfd_and_master(env, card):
     check(err.count("copy path:") == 1, "[pattern] the reason was printed once")
 
 
+def test_zcvsrc_kmssink(env, card):
+    """GStreamer's kmssink shows a vivid DMA-BUF stream through zcvsrc with
+    no copy: zcvsrc wraps the producer's DMA-BUFs as DMA-BUF memory and
+    kmssink imports them (PRIME) instead of copying each frame."""
+    plugin = os.path.join(env.build, "gst", "libgstzcv.so")
+    if not os.path.exists(plugin) or not shutil.which("gst-launch-1.0"):
+        print("  [zcvsrc] skipped: the GStreamer plugin is not built")
+        return
+    tag, n = "zcvsrc", 120
+    sock = env.path(f"{tag}.sock")
+    cap = env.start("zcv-capture", "--source", vivid_node(), "--input", "3", "--dv-timings", "1280x720p60",
+                    "--format", "XRGB8888", "--frames", str(n), "--wait-consumers", "1", "--buffers", "12",
+                    "--max-hold", "6", "--socket", sock, "--stats-json", env.path(f"{tag}.cap.json"))
+    env.wait_socket(sock)
+    genv = dict(os.environ, GST_PLUGIN_PATH=os.path.dirname(plugin), GST_REGISTRY=env.path("registry.bin"),
+                GST_DEBUG_NO_COLOR="1", GST_DEBUG="zcvsrc:4,kmssink:6,GST_PERFORMANCE:5")
+    g = subprocess.Popen(["gst-launch-1.0", "zcvsrc", f"socket={sock}", "max-hold=6", "!",
+                          "kmssink", "driver-name=vkms"], env=genv, stdout=subprocess.DEVNULL,
+                         stderr=open(env.path("gst.err"), "w"))
+    g.label = "gst-launch-1.0"
+    env.procs.append(g)
+    check(env.wait(g, 120) == 0, f"[{tag}] gst-launch zcvsrc ! kmssink exited 0 at the end of the stream")
+    check(env.wait(cap, 30) == 0, f"[{tag}] zcv-capture exited 0")
+    log = env.text("gst.err")
+    c = env.json(f"{tag}.cap.json")
+    ci = consumer_by_name(c, "zcvsrc")
+    stats = [l for l in log.splitlines() if "stats: frames=" in l]
+    print(f"  [{tag}] producer sent {ci['frames_sent']}, path {ci['path']}; {stats[-1].split('stats: ')[-1] if stats else 'no stats'}")
+    check(ci["path"] == "dmabuf" and ci["frames_sent"] >= n - 10,
+          f"[{tag}] zcvsrc got the stream on the DMA-BUF path ({ci['frames_sent']} frames)")
+    check(stats and " copied_bytes=0 " in stats[-1], f"[{tag}] zcvsrc copied nothing")
+    check("found these prime ids" in log and "frame copy" not in log,
+          f"[{tag}] kmssink imported the DMA-BUFs (PRIME) and never fell back to copying a frame")
+
+
 def test_errors(env, cards):
     def expect(args, text, rc=1, pre=()):
         cmd = [*pre, env.bin("zcv-display"), *args]
@@ -384,6 +419,7 @@ def main_vkms(env):
     test_vkms_centred(env, cards["vkms"])
     test_vkms_legacy(env, cards["vkms"])
     test_vkms_memfd_and_master(env, cards["vkms"])
+    test_zcvsrc_kmssink(env, cards["vkms"])
     test_errors(env, cards)
 
 
