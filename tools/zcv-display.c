@@ -144,9 +144,12 @@ int main(int argc, char **argv)
 		{ 0 },
 	};
 	struct zcv_display_config dcfg = { 0 };
+	/* the frame on screen stays held until the next flip: however long
+	 * the stream pauses, that is no reason to evict the display */
 	struct zcv_client_config cfg = { .size = sizeof(struct zcv_client_config),
 					 .name = TOOL,
-					 .constraints.hold = 3 };
+					 .constraints.hold = 3,
+					 .keeps_latest = true };
 	struct viewer v = { 0 };
 	struct tool_reconnect rc = { .tool = TOOL, .reconnect = true };
 	struct zcv_sink_run_config run = { .size = sizeof(struct zcv_sink_run_config),

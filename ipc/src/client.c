@@ -1085,6 +1085,7 @@ static int try_connect(struct zcv_client *c, char *reason, size_t reason_size, i
 	h.caps = c->cfg.caps;
 	memcpy(h.name, c->name, sizeof(h.name));
 	zcv_msg_hello_set_constraints(&h, &c->cfg.constraints);
+	h.flags = c->cfg.keeps_latest ? ZCV_HELLO_FLAG_KEEPS_LATEST : 0;
 	r = zcv_msg_send(fd, &h, len, NULL, 0);
 	if (r == -EPIPE || r == -ECONNRESET) {
 		/* The producer refused us before reading anything (peer policy,

@@ -37,13 +37,16 @@ struct zcv_msg_hdr {
 };
 _Static_assert(sizeof(struct zcv_msg_hdr) == 8, "wire header");
 
+/* HELLO flags */
+#define ZCV_HELLO_FLAG_KEEPS_LATEST (1u << 0) /* see zcv_client_config.keeps_latest */
+
 struct zcv_msg_hello {
 	struct zcv_msg_hdr hdr;
 	uint16_t min_version; /* lowest version the client speaks */
 	uint16_t reserved0;
-	uint32_t caps;     /* ZCV_CAP_* */
-	uint32_t max_hold; /* frames it wants to hold at most (0: server default) */
-	uint32_t reserved1;
+	uint32_t caps;           /* ZCV_CAP_* */
+	uint32_t max_hold;       /* frames it wants to hold at most (0: server default) */
+	uint32_t flags;          /* ZCV_HELLO_FLAG_*; bits it does not know are ignored */
 	char name[ZCV_NAME_MAX]; /* NUL-terminated within the array */
 	/* Appended: what the consumer needs of the buffers it imports (0: no
 	 * need), so a producer allocating its pool can fit every consumer.

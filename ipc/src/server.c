@@ -31,6 +31,9 @@ struct hold {
 	uint64_t sequence;
 	uint64_t since_ns;
 	bool private_pool;
+	/* the newest frame of a consumer that keeps its latest frame, while
+	 * the producer has published nothing newer: no hold timeout */
+	bool latest;
 };
 
 struct consumer {
@@ -43,6 +46,7 @@ struct consumer {
 	int pending_error; /* publish failed to reach it: drop after the publish */
 	uint64_t accepted_ns;
 	uint32_t caps;
+	bool keeps_latest; /* HELLO's ZCV_HELLO_FLAG_KEEPS_LATEST */
 	unsigned version;
 	struct zcv_consumer_info info;
 	/* COPY path: private sealed memfd pool of the current generation.
@@ -243,6 +247,8 @@ static void timer_update(struct zcv_server *srv)
 				deadline = d;
 		}
 		for (unsigned i = 0; i < c->n_holds; i++) {
+			if (c->holds[i].latest)
+				continue;
 			d = c->holds[i].since_ns + hold_timeout_ns(srv);
 			if (!deadline || d < deadline)
 				deadline = d;
@@ -280,7 +286,8 @@ static void check_timeouts(struct zcv_server *srv)
 			continue;
 		}
 		for (unsigned i = 0; i < c->n_holds; i++) {
-			if (now - c->holds[i].since_ns > hold_timeout_ns(srv)) {
+			if (!c->holds[i].latest &&
+			    now - c->holds[i].since_ns > hold_timeout_ns(srv)) {
 				consumer_dropf(
 					c, -ETIMEDOUT, true,
 					"held frame %llu for more than %llu ms",
@@ -508,6 +515,7 @@ static void handle_hello(struct consumer *c, const struct zcv_msg_hello *h)
 	}
 	c->version = ZCV_MIN((unsigned)h->hdr.version, (unsigned)ZCV_PROTOCOL_VERSION);
 	c->caps = h->caps;
+	c->keeps_latest = h->flags & ZCV_HELLO_FLAG_KEEPS_LATEST;
 	/* zero when an older client sent the shorter HELLO (recv zero-fills) */
 	zcv_msg_hello_get_constraints(h, &c->info.constraints);
 	/* until admission grants it: what it would get with budget to spare */
@@ -1121,6 +1129,7 @@ static void add_hold(struct consumer *c, struct zcv_pool *pool, unsigned idx, ui
 		.sequence = seq,
 		.since_ns = now,
 		.private_pool = private_pool,
+		.latest = c->keeps_latest,
 	};
 	c->info.held = c->n_holds;
 	c->info.frames_sent++;
@@ -1161,6 +1170,13 @@ int zcv_server_publish(struct zcv_server *srv, unsigned idx, const struct zcv_fr
 
 		if (c->info.state != ZCV_CONSUMER_STREAMING)
 			continue;
+		/* A newer frame exists for it (whether it gets it or is skipped):
+		 * the frame it kept is an ordinary hold from now on. */
+		for (unsigned i = 0; i < c->n_holds; i++)
+			if (c->holds[i].latest) {
+				c->holds[i].latest = false;
+				c->holds[i].since_ns = now;
+			}
 		if (c->n_holds >= c->info.max_hold) {
 			c->info.skipped++;
 			continue;

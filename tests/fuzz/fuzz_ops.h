@@ -229,8 +229,8 @@ struct fs_hello {
 	uint8_t conn;
 	uint8_t version;     /* 0: ZCV_PROTOCOL_VERSION */
 	uint8_t min_version; /* 0: ZCV_PROTOCOL_MIN_VERSION */
-	uint8_t caps;        /* 0: DMABUF|MEMFD; else as is */
-	uint8_t max_hold;    /* as is (0: the server's default) */
+	uint8_t caps;        /* 0: DMABUF|MEMFD; else as is; bits 4-7: HELLO flags 0-3 */
+	uint8_t max_hold;    /* as is (0: the server's default); also HELLO flags 24-31 */
 	uint8_t name_len;    /* 0: "fuzz"; else that many bytes follow (NUL-terminated below 32) */
 	uint8_t constraints; /* 0: none; else a fs_constraints follows */
 };

@@ -300,6 +300,9 @@ static void op_hello(struct srun *r)
 	m->hdr.version = o.version ? o.version : ZCV_PROTOCOL_VERSION;
 	m->min_version = o.min_version ? o.min_version : ZCV_PROTOCOL_MIN_VERSION;
 	m->caps = o.caps ? o.caps : ZCV_CAP_DMABUF | ZCV_CAP_MEMFD;
+	/* HELLO flags from the bits of caps no capability uses: keeps-latest
+	 * (bit 0) and bits the server must ignore */
+	m->flags = (uint32_t)o.caps >> 4 | (uint32_t)o.max_hold << 24;
 	m->max_hold = o.max_hold;
 	if (o.name_len)
 		fz_take(&r->in, m->name, o.name_len % (sizeof(m->name) + 1));

@@ -64,7 +64,8 @@ struct opts {
 	unsigned count;
 	unsigned linger_s;
 	unsigned max_hold;
-	int hold_ms; /* -1: for ever */
+	uint32_t hello_flags; /* HELLO flags, as given (--hello-flags) */
+	int hold_ms;          /* -1: for ever */
 	unsigned duration_ms;
 	bool leave_after_duration; /* hold: --duration-ms given, leave after it */
 };
@@ -137,6 +138,7 @@ static size_t hello_init(struct zcv_msg_hello *h, const struct opts *o)
 	h->min_version = ZCV_PROTOCOL_MIN_VERSION;
 	h->caps = ZCV_CAP_MEMFD | ZCV_CAP_DMABUF;
 	h->max_hold = o->max_hold;
+	h->flags = o->hello_flags;
 	snprintf(h->name, sizeof(h->name), "%s", o->name);
 	return len;
 }
@@ -606,6 +608,7 @@ int main(int argc, char **argv)
 		{ "max-hold", required_argument, NULL, 'm' },
 		{ "hold-ms", required_argument, NULL, 'H' },
 		{ "duration-ms", required_argument, NULL, 'd' },
+		{ "hello-flags", required_argument, NULL, 'F' },
 		{ 0 },
 	};
 	struct opts o = {
@@ -639,6 +642,9 @@ int main(int argc, char **argv)
 		case 'd':
 			o.duration_ms = (unsigned)strtoul(optarg, NULL, 10);
 			o.leave_after_duration = true;
+			break;
+		case 'F':
+			o.hello_flags = (uint32_t)strtoul(optarg, NULL, 0);
 			break;
 		default:
 			return 2;

@@ -277,6 +277,25 @@ def case_never_read(k):
     return f
 
 
+def case_keeps_latest_abuse(k):
+    # claims to keep only its latest frame (every HELLO flag set, unknown
+    # ones too) and then holds everything for ever: the exemption covers
+    # its newest frame only while nothing newer is published, so with the
+    # stream flowing it is evicted like any holder
+    p = k.start_attacker("hold", "--hello-flags", "0xffffffff", "--max-hold", "4",
+                         "--duration-ms", "4000")
+    p.communicate(timeout=30)
+
+    def f(c):
+        mine = attackers_by_pid(c, {p.pid})
+        check(len(mine) == 1, "the producer lists the attacker")
+        a = mine[0]
+        check(a["end_error"] == ETIMEDOUT and "held frame" in a["end_reason"],
+              f"a keeps-latest consumer that holds on is still evicted: {a['end_error']} "
+              f"{a['end_reason']!r}")
+    return f
+
+
 def case_never_hello(k):
     p = k.start_attacker("never-hello", "--count", "20", "--duration-ms", "2500")
     # meanwhile another good consumer gets in at once
@@ -386,6 +405,7 @@ CASES = [
     ("flood", case_flood),
     ("never_read", case_never_read),
     ("never_hello", case_never_hello),
+    ("keeps_latest_abuse", case_keeps_latest_abuse),
     ("hold_all", case_hold_all),
     ("sigkill", case_sigkill),
 ]

@@ -35,6 +35,7 @@ struct tc {
 	unsigned long long seen_ino[4 * 32];
 	char seen_exporter[4 * 32][64];
 	bool verify, hold_forever, have_seq;
+	bool keep_latest; /* like a display: hold the newest frame, release the one before */
 	enum zcv_pattern pattern;
 	uint8_t *scratch;
 	int timer; /* fires when the oldest held frame is due */
@@ -116,6 +117,13 @@ static int tc_frame(void *data, const struct zcv_client_frame *f)
 	zcv_sink_end_access(t->sink, f);
 	for (unsigned p = 0; p < f->n_planes; p++)
 		note_fd(t, f->fd[p]);
+	if (t->keep_latest) {
+		if (t->n_held)
+			zcv_sink_done(t->sink, &t->held[0]);
+		t->held[0] = *f;
+		t->n_held = 1;
+		return 0;
+	}
 	if (!t->hold_ns && !t->hold_forever)
 		return zcv_sink_done(t->sink, f);
 	if (t->n_held == MAX_HELD)
@@ -132,7 +140,7 @@ static int tc_get_fd(void *data, short *ret_events)
 	struct itimerspec due = { 0 };
 	uint64_t at;
 
-	if (!t->n_held || t->hold_forever)
+	if (!t->n_held || t->hold_forever || t->keep_latest)
 		return -1;
 	at = t->held_at[0] + t->hold_ns;
 	due.it_value.tv_sec = (time_t)(at / 1000000000ull);
@@ -175,6 +183,8 @@ int main(int argc, char **argv)
 		{ "name", required_argument, NULL, 'N' },
 		{ "frames", required_argument, NULL, 'n' },
 		{ "hold-ms", required_argument, NULL, 'H' },
+		{ "keep-latest", no_argument, NULL, 'L' },
+		{ "keep-latest-untold", no_argument, NULL, 'U' },
 		{ "hold-forever", no_argument, NULL, 'F' },
 		{ "max-hold", required_argument, NULL, 'm' },
 		{ "verify", no_argument, NULL, 'v' },
@@ -217,6 +227,13 @@ int main(int argc, char **argv)
 			break;
 		case 'F':
 			t.hold_forever = true;
+			break;
+		case 'L':
+			t.keep_latest = true;
+			cfg.keeps_latest = true;
+			break;
+		case 'U':
+			t.keep_latest = true; /* without telling the producer */
 			break;
 		case 'm':
 			if (tool_parse_uint(TOOL, "--max-hold", optarg, MAX_HELD - 1, &v) < 0)

@@ -6,6 +6,7 @@ tells every consumer why. Real zcv processes over real sockets.
 Usage: test_reconnect.py TEST --build-dir DIR. Exit 0 pass, 1 fail, 77 skip.
 """
 import argparse
+import json
 import os
 import signal
 import sys
@@ -219,6 +220,52 @@ def test_shutdown(env):
             check(reasons.get(n) == "consumer closed", f"{n}'s own end: 'consumer closed'")
     err = env.text("zcv-capture.err")
     check("reset by peer" not in err, "the producer logged no connection reset")
+
+
+def test_pause(env):
+    """The producer stopped for 3 s (SIGSTOP, as a host stall or a paused
+    stream looks): a consumer that keeps its latest frame on screen, as a
+    display does, and says so is not evicted; one that keeps it without
+    saying so is (the hold timeout is 1 s), which is what the flag is for;
+    zcv-record, which gives frames back at once, is not evicted either.
+    (After the pause the pattern source is 3 s late and renders back to
+    back: consumers are skipped then, and count it; that is not tested.)"""
+    cap = start_capture(env, 0, "--fps", "30", "--wait-consumers", "3", "--buffers", "12",
+                        "--max-hold", "3", "--stats-json", env.path("cap.json"))
+    env.wait_socket()
+    kept = env.start("test-consumer", "--socket", env.sock, "--name", "keeps-latest",
+                     "--keep-latest", "--stats-json", env.path("kept.json"))
+    untold = env.start("test-consumer", "--socket", env.sock, "--name", "untold",
+                       "--keep-latest-untold", "--stats-json", env.path("untold.json"))
+    rec = env.start("zcv-record", "--no-reconnect", "--socket", env.sock, "-o", "/dev/null",
+                    "--raw", "--stats-json", env.path("rec.json"))
+    wait_for("the consumers streaming", lambda: text_or_empty(env, "zcv-capture.err").count(
+        "joined") == 3, timeout=20)
+    time.sleep(1)  # a second of stream, then the pause
+    cap.send_signal(signal.SIGSTOP)
+    time.sleep(3)
+    cap.send_signal(signal.SIGCONT)
+    wait_for("the untold holder evicted", lambda: "'untold' left" in text_or_empty(
+        env, "zcv-capture.err"), timeout=10)
+    time.sleep(1)  # a second of stream after it
+    cap.send_signal(signal.SIGINT)
+    check(env.wait(cap, 20) == 0, "zcv-capture exited 0")
+    for p in (kept, rec):
+        check(env.wait(p, 20) == 0, f"{p.label} exited 0")
+    check(env.wait(untold, 20) != 0, "the holder that did not say it keeps its latest frame exited 1")
+    c = json.load(open(env.path("cap.json")))
+    by = {x["name"]: x for x in c["consumers"]}
+    check(by["keeps-latest"]["end_error"] == 0,
+          f"the keeps-latest consumer was not evicted across the 3 s pause: {by['keeps-latest']['end_reason']!r}")
+    check(by["untold"]["end_error"] == -110 and "held frame" in by["untold"]["end_reason"],
+          f"the same holder without the flag was evicted: {by['untold']['end_reason']!r}")
+    check(by["zcv-record"]["end_error"] == 0, "zcv-record was not evicted")
+    k = json.load(open(env.path("kept.json")))
+    r = json.load(open(env.path("rec.json")))
+    check(k["frames"] == by["keeps-latest"]["frames_sent"] and k["frames"] >= 45,
+          f"the keeps-latest consumer got its {k['frames']} frames, before and after the pause")
+    check(r["frames"] == by["zcv-record"]["frames_sent"],
+          f"zcv-record got all {r['frames']} frames the producer sent it")
 
 
 def main():

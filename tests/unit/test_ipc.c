@@ -473,6 +473,77 @@ static void test_hold_limit(void **state)
 	env_finish(&e);
 }
 
+/* A sink that keeps its latest frame (a display): while the producer
+ * publishes nothing newer its newest frame never times out, however long
+ * the pause; a plain holder is evicted meanwhile. Once a newer frame is
+ * published the kept one times out like any other unless released. */
+static struct sink *sink_connect_latest(struct env *e, int i)
+{
+	struct sink *s = &e->sinks[i];
+	struct zcv_client_config cfg = {
+		.size = sizeof(cfg),
+		.socket_path = e->path,
+		.name = "latest",
+		.constraints.hold = 2,
+		.keeps_latest = true,
+	};
+
+	memset(s, 0, sizeof(*s));
+	s->manual = true;
+	assert_int_equal(zcv_client_connect(&cfg, &sink_cbs, s, &s->c), 0);
+	return s;
+}
+
+static void test_keeps_latest(void **state)
+{
+	struct zcv_server_config cfg = { .hold_timeout_ns = 50 * 1000000ull };
+	struct pollfd pfd;
+	struct sink *a, *b, *c;
+	struct env e;
+
+	env_init(&e);
+	env_start(&e, &cfg, 8);
+	a = sink_connect_latest(&e, 0);      /* releases the older frame when a newer one comes */
+	b = sink_connect(&e, 1, 0, 2, true); /* plain: holds */
+	c = sink_connect_latest(&e, 2);      /* keeps the latest, never releases anything */
+	pump(&e);
+	assert_int_equal(produce(&e, 1), 3);
+	pump(&e);
+	assert_int_equal(a->n_held + b->n_held + c->n_held, 3);
+	/* the pause: the plain holder's hold expires and wakes the server */
+	pfd = (struct pollfd){ .fd = zcv_server_get_fd(e.srv), .events = POLLIN };
+	assert_int_equal(poll(&pfd, 1, 2000), 1);
+	pump(&e);
+	assert_int_equal(b->result, -ETIMEDOUT);
+	/* three timeouts more: nothing wakes the server for the kept frames */
+	assert_int_equal(poll(&pfd, 1, 150), 0);
+	pump(&e);
+	assert_int_equal(a->result, 0);
+	assert_int_equal(c->result, 0);
+	assert_int_equal(zcv_server_streaming_count(e.srv), 2);
+	/* a newer frame: a lets the old one go, c keeps it past the timeout */
+	assert_int_equal(produce(&e, 2), 2);
+	pump(&e);
+	assert_int_equal(a->n_held, 2);
+	assert_int_equal(zcv_client_release(a->c, &a->held[0]), 0);
+	a->held[0] = a->held[1];
+	a->n_held = 1;
+	pump(&e);
+	pfd.revents = 0;
+	assert_int_equal(poll(&pfd, 1, 2000), 1);
+	pump(&e);
+	assert_int_equal(c->result, -ETIMEDOUT);
+	assert_non_null(strstr(c->closed_reason, "held frame 1"));
+	assert_int_equal(a->result, 0);
+	/* a still holds frame 2, its latest: kept, however long */
+	pfd.revents = 0;
+	assert_int_equal(poll(&pfd, 1, 150), 0);
+	pump(&e);
+	assert_int_equal(a->result, 0);
+	sink_release_all(a);
+	env_finish(&e);
+}
+
 static void test_hold_timeout(void **state)
 {
 	struct env e;
@@ -1572,6 +1643,7 @@ int main(void)
 		T(test_release_gating),
 		T(test_hold_limit),
 		T(test_hold_timeout),
+		T(test_keeps_latest),
 		T(test_hangup_reclaims),
 		T(test_bad_release),
 		T(test_copy_tier),

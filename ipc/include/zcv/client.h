@@ -176,6 +176,14 @@ struct zcv_client_config {
 	 * the socket: dispatch never sleeps.
 	 */
 	struct zcv_client_reconnect reconnect;
+	/* Appended. The sink keeps its latest frame until a newer one comes (a
+	 * display's frame on screen): the producer does not apply its hold
+	 * timeout to the newest frame it sent us while it has published
+	 * nothing newer (a paused stream, a source that went away, a stalled
+	 * producer), and starts that frame's clock when a newer frame is
+	 * published (whether we get it or are skipped). Older held frames
+	 * time out as ever. */
+	bool keeps_latest;
 };
 
 /*
