@@ -396,8 +396,12 @@ def test_zcvsrc_kmssink(env, card):
     check(copied == 0 or (0 < copied < ci["frames_sent"] and ci["skipped"] > 0),
           f"[{tag}] zcvsrc copied {copied} frames, only while the producer had to skip it "
           f"({ci['skipped']} skips)")
-    check("found these prime ids" in log and "frame copy" not in log,
-          f"[{tag}] kmssink imported the DMA-BUFs (PRIME) and never fell back to copying a frame")
+    # kmssink copies a buffer it cannot import: only the frames zcvsrc itself
+    # copied into system memory may be among them
+    kms_copies = log.count("frame copy")
+    check("found these prime ids" in log and (kms_copies == 0 or copied > 0),
+          f"[{tag}] kmssink imported the DMA-BUFs (PRIME); it copied ({kms_copies} log lines) "
+          f"only if zcvsrc handed it frames in system memory ({copied})")
 
 
 def test_errors(env, cards):
