@@ -131,10 +131,9 @@ static int pattern_start(struct zcv_source *src)
 
 /* n memfd buffers of layout l, mapped for rendering, their releases
  * waking the source. */
-static int make_pool(struct pattern_source *ps, const struct zcv_layout *l, uint32_t generation,
-		     struct zcv_pool **ret_pool)
+static int make_pool(struct pattern_source *ps, const struct zcv_layout *l, unsigned n,
+		     uint32_t generation, struct zcv_pool **ret_pool)
 {
-	unsigned n = ps->cfg.n_buffers ? ps->cfg.n_buffers : 6;
 	struct zcv_pool *pool;
 	int r;
 
@@ -156,11 +155,12 @@ static int make_pool(struct pattern_source *ps, const struct zcv_layout *l, uint
 
 /* Memory of our own: any constraints can be met by laying the frame out
  * for them (zcv_constraints_layout) in a new pool of the next generation. */
-static int pattern_fit(struct zcv_source *src, const struct zcv_constraints *fit, char *how,
-		       size_t how_size)
+static int pattern_fit(struct zcv_source *src, const struct zcv_constraints *fit,
+		       unsigned n_buffers, char *how, size_t how_size)
 {
 	struct pattern_source *ps = (struct pattern_source *)src;
 	const struct zcv_layout *old = &src->pool->layout;
+	unsigned n = ZCV_MAX(n_buffers, src->pool->n_buffers);
 	struct zcv_pool *pool;
 	struct zcv_layout l;
 	char why[160];
@@ -169,15 +169,18 @@ static int pattern_fit(struct zcv_source *src, const struct zcv_constraints *fit
 	if (ps->started)
 		return -EBUSY;
 	if (zcv_pool_check(src->pool, fit, why, sizeof(why)) == ZCV_FIT_OK) {
-		snprintf(how, how_size, "the memfd buffers already fit");
-		return 0;
+		if (n == src->pool->n_buffers) {
+			snprintf(how, how_size, "the memfd buffers already fit");
+			return 0;
+		}
+		snprintf(why, sizeof(why), "%u buffers are too few", src->pool->n_buffers);
 	}
 	r = zcv_constraints_layout(fit, old, &l);
 	if (r < 0) {
 		snprintf(how, how_size, "%s, and no layout meets them (%s)", why, strerror(-r));
 		return -EOPNOTSUPP;
 	}
-	r = make_pool(ps, &l, src->pool->generation + 1, &pool);
+	r = make_pool(ps, &l, n, src->pool->generation + 1, &pool);
 	if (r < 0) {
 		snprintf(how, how_size, "%s, and allocating larger memfd buffers failed (%s)", why,
 			 strerror(-r));
@@ -234,7 +237,7 @@ int zcv_pattern_source_create(const struct zcv_pattern_source_config *cfg,
 		free(ps);
 		return r;
 	}
-	r = make_pool(ps, &layout, 1, &ps->base.pool);
+	r = make_pool(ps, &layout, ps->cfg.n_buffers ? ps->cfg.n_buffers : 6, 1, &ps->base.pool);
 	if (r < 0)
 		goto fail;
 	*ret_source = &ps->base;

@@ -56,6 +56,7 @@ struct zcv_producer {
 	uint64_t last_sequence, retired_dropped, retired_starved;
 	bool have_fit;
 	struct zcv_constraints fit;
+	unsigned fit_buffers; /* buffers the admitted consumers' holds need */
 };
 
 static const char *source_name(const struct zcv_producer *p)
@@ -233,13 +234,21 @@ static void on_hello(void *data, const struct zcv_consumer_info *ci)
 	zcv_server_pending_constraints(p->srv, &k);
 	p->fit = k;
 	p->have_fit = true;
+	/* a pool size the user chose is kept; else it grows to what the
+	 * consumers awaited need to hold (the budget then grants each all it
+	 * asked). Without consumers to await, it is not sized for whichever
+	 * came first. */
+	p->fit_buffers =
+		p->cfg.n_buffers || !p->cfg.wait_consumers ? 0 : zcv_server_pending_buffers(p->srv);
 	if (zcv_pool_check(zcv_source_get_pool(p->src), &k, p->alloc, sizeof(p->alloc)) ==
-	    ZCV_FIT_OK) {
+		    ZCV_FIT_OK &&
+	    p->fit_buffers <= zcv_source_get_pool(p->src)->n_buffers) {
 		r = 0;
 		snprintf(p->alloc, sizeof(p->alloc),
-			 "the %s buffers as allocated fit every consumer", zcv_source_path(p->src));
+			 "the %u %s buffers as allocated fit every consumer",
+			 zcv_source_get_pool(p->src)->n_buffers, zcv_source_path(p->src));
 	} else {
-		r = zcv_source_fit(p->src, &k, p->alloc, sizeof(p->alloc));
+		r = zcv_source_fit(p->src, &k, p->fit_buffers, p->alloc, sizeof(p->alloc));
 	}
 	snprintf(summary, sizeof(summary),
 		 "allocation for %u consumer%s (stride align %u, height align %u): %s%s", n,
@@ -605,7 +614,8 @@ static int source_reopen(struct zcv_producer *p)
 	}
 	if (p->have_fit &&
 	    zcv_pool_check(zcv_source_get_pool(p->src), &p->fit, why, sizeof(why)) != ZCV_FIT_OK)
-		zcv_source_fit(p->src, &p->fit, why, sizeof(why)); /* else: copy tier, said */
+		zcv_source_fit(p->src, &p->fit, p->fit_buffers, why,
+			       sizeof(why)); /* else: copy tier, said */
 	p->retired_dropped += zcv_source_dropped(old);
 	p->retired_starved += zcv_source_starved(old);
 	p->retired[slot] = old;

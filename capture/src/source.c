@@ -49,8 +49,8 @@ const char *zcv_source_path(struct zcv_source *src)
 	return src->ops->path(src);
 }
 
-int zcv_source_fit(struct zcv_source *src, const struct zcv_constraints *fit, char *how,
-		   size_t how_size)
+int zcv_source_fit(struct zcv_source *src, const struct zcv_constraints *fit, unsigned n_buffers,
+		   char *how, size_t how_size)
 {
 	char dummy[8];
 
@@ -63,7 +63,7 @@ int zcv_source_fit(struct zcv_source *src, const struct zcv_constraints *fit, ch
 		snprintf(how, how_size, "this source cannot reallocate its buffers");
 		return -EOPNOTSUPP;
 	}
-	return src->ops->fit(src, fit, how, how_size);
+	return src->ops->fit(src, fit, ZCV_MIN(n_buffers, ZCV_POOL_MAX_BUFFERS), how, how_size);
 }
 
 void zcv_source_release_device(struct zcv_source *src)

@@ -10,8 +10,8 @@ struct zcv_source_ops {
 	int (*dispatch)(struct zcv_source *src);
 	const char *(*path)(struct zcv_source *src);
 	/* optional: see zcv_source_fit() */
-	int (*fit)(struct zcv_source *src, const struct zcv_constraints *fit, char *how,
-		   size_t how_size);
+	int (*fit)(struct zcv_source *src, const struct zcv_constraints *fit, unsigned n_buffers,
+		   char *how, size_t how_size);
 	/* optional: see zcv_source_release_device() */
 	void (*release_device)(struct zcv_source *src);
 };

@@ -470,8 +470,8 @@ static const char *v4l2_path(struct zcv_source *src)
 	return ((struct v4l2_source *)src)->copy_tier ? "copy" : "dmabuf";
 }
 
-static int v4l2_fit(struct zcv_source *src, const struct zcv_constraints *fit, char *how,
-		    size_t how_size);
+static int v4l2_fit(struct zcv_source *src, const struct zcv_constraints *fit, unsigned n_buffers,
+		    char *how, size_t how_size);
 
 static const struct zcv_source_ops v4l2_ops = {
 	.destroy = v4l2_destroy,
@@ -977,7 +977,8 @@ static void retire_pool(struct v4l2_source *s)
 	s->base.pool = NULL;
 }
 
-/* Same layout, bigger driver buffers: CREATE_BUFS with the sizes asked. */
+/* Same layout, bigger driver buffers or more of them: CREATE_BUFS with
+ * the sizes asked and s->n_bufs buffers. */
 static int fit_create_bufs(struct v4l2_source *s, const struct zcv_constraints *fit, char *how,
 			   size_t how_size)
 {
@@ -986,6 +987,7 @@ static int fit_create_bufs(struct v4l2_source *s, const struct zcv_constraints *
 	struct v4l2_requestbuffers req = { .type = s->type, .memory = V4L2_MEMORY_MMAP };
 	struct v4l2_create_buffers cb = { .count = s->n_bufs, .memory = V4L2_MEMORY_MMAP };
 	uint64_t sizes[ZCV_MAX_PLANES] = { 0 };
+	bool larger = false;
 	int r;
 
 	/* per memory plane: the end of the furthest colour plane in it */
@@ -1002,19 +1004,27 @@ static int fit_create_bufs(struct v4l2_source *s, const struct zcv_constraints *
 	if (r < 0)
 		return r;
 	for (unsigned m = 0; m < s->n_mem_planes; m++) {
-		if (s->mplane) {
-			if (cb.format.fmt.pix_mp.plane_fmt[m].sizeimage < sizes[m])
+		uint32_t have = s->mplane ? cb.format.fmt.pix_mp.plane_fmt[m].sizeimage :
+					    cb.format.fmt.pix.sizeimage;
+
+		if (have < sizes[m]) {
+			larger = true;
+			if (s->mplane)
 				cb.format.fmt.pix_mp.plane_fmt[m].sizeimage = (uint32_t)sizes[m];
-		} else if (cb.format.fmt.pix.sizeimage < sizes[m]) {
-			cb.format.fmt.pix.sizeimage = (uint32_t)sizes[m];
+			else
+				cb.format.fmt.pix.sizeimage = (uint32_t)sizes[m];
+		} else {
+			sizes[m] = have;
 		}
 	}
 	retire_pool(s);
 	r = sioctl(s, VIDIOC_REQBUFS, &req);
 	if (r == 0)
 		r = sioctl(s, VIDIOC_CREATE_BUFS, &cb);
+	if (r == 0 && cb.count >= 2 && cb.count < s->n_bufs)
+		s->n_bufs = cb.count; /* the driver's limit: the budget says what is left */
 	if (r < 0 || cb.count < s->n_bufs) {
-		snprintf(how, how_size, "VIDIOC_CREATE_BUFS with larger buffers failed: %s",
+		snprintf(how, how_size, "VIDIOC_CREATE_BUFS failed: %s",
 			 r < 0 ? strerror(-r) : "fewer buffers");
 		return r < 0 ? r : -ENOMEM;
 	}
@@ -1024,9 +1034,9 @@ static int fit_create_bufs(struct v4l2_source *s, const struct zcv_constraints *
 		return r;
 	}
 	snprintf(how, how_size,
-		 "VIDIOC_CREATE_BUFS: %u driver buffers of %llu bytes%s (larger than the format "
-		 "needs), exported as DMA-BUF",
-		 s->n_bufs, (unsigned long long)sizes[0], s->n_mem_planes > 1 ? " (plane 0)" : "");
+		 "VIDIOC_CREATE_BUFS: %u driver buffers of %llu bytes%s%s, exported as DMA-BUF",
+		 s->n_bufs, (unsigned long long)sizes[0], s->n_mem_planes > 1 ? " (plane 0)" : "",
+		 larger ? " (larger than the format needs)" : "");
 	return 1;
 }
 
@@ -1190,8 +1200,8 @@ fail:
 	return r;
 }
 
-static int v4l2_fit(struct zcv_source *src, const struct zcv_constraints *fit, char *how,
-		    size_t how_size)
+static int v4l2_fit(struct zcv_source *src, const struct zcv_constraints *fit, unsigned n_buffers,
+		    char *how, size_t how_size)
 {
 	struct v4l2_source *s = (struct v4l2_source *)src;
 	char why[160];
@@ -1204,7 +1214,7 @@ static int v4l2_fit(struct zcv_source *src, const struct zcv_constraints *fit, c
 		return -EOPNOTSUPP;
 	}
 	k = zcv_pool_check(src->pool, fit, why, sizeof(why));
-	if (k == ZCV_FIT_OK) {
+	if (k == ZCV_FIT_OK && n_buffers <= s->n_bufs) {
 		snprintf(how, how_size,
 			 "the driver's own buffers (VIDIOC_REQBUFS + EXPBUF) already fit");
 		return 0;
@@ -1213,18 +1223,24 @@ static int v4l2_fit(struct zcv_source *src, const struct zcv_constraints *fit, c
 		snprintf(how, how_size, "%s", why);
 		return -EOPNOTSUPP;
 	}
-	if (k == ZCV_FIT_SIZE) {
+	/* more buffers: whichever way the pool is remade below makes this many */
+	s->n_bufs = ZCV_MAX(s->n_bufs, n_buffers);
+	if (k == ZCV_FIT_SIZE || k == ZCV_FIT_OK) {
 		r = fit_create_bufs(s, fit, how, how_size);
 	} else {
 		r = fit_udmabuf(s, fit, how, how_size);
 		if (r == -EOPNOTSUPP && s->base.pool) {
 			char tmp[256];
 
+			s->n_bufs = s->base.pool->n_buffers;
 			snprintf(tmp, sizeof(tmp), "%s (%s)", why, how);
 			snprintf(how, how_size, "%s", tmp);
 			return r;
 		}
 	}
+	/* a pool not remade keeps its count: s->n_bufs indexes it */
+	if (src->pool)
+		s->n_bufs = src->pool->n_buffers;
 	if (r == 1) {
 		/* the new pool's buffers go back to the driver as the old ones did */
 		src->pool->on_free = on_free;

@@ -47,6 +47,7 @@ struct consumer {
 	uint64_t accepted_ns;
 	uint32_t caps;
 	bool keeps_latest; /* HELLO's ZCV_HELLO_FLAG_KEEPS_LATEST */
+	bool planned;      /* admitted with others whose holds the budget held whole */
 	unsigned version;
 	struct zcv_consumer_info info;
 	/* COPY path: private sealed memfd pool of the current generation.
@@ -72,6 +73,7 @@ struct zcv_server {
 	unsigned next_id;
 	unsigned n_consumers;
 	unsigned granted;           /* sum of the consumers' grants */
+	unsigned default_hold;      /* for consumers that ask for no number */
 	struct consumer *consumers; /* in order of arrival */
 	struct consumer *graveyard; /* dropped, freed when no dispatch can still see them */
 	unsigned depth;             /* nesting of public calls (callbacks may re-enter) */
@@ -346,7 +348,8 @@ static unsigned hold_wanted(const struct consumer *c)
 {
 	unsigned cap = c->srv->cfg.max_hold;
 
-	return c->info.constraints.hold ? ZCV_MIN(c->info.constraints.hold, cap) : cap;
+	return c->info.constraints.hold ? ZCV_MIN(c->info.constraints.hold, cap) :
+					  c->srv->default_hold;
 }
 
 /*
@@ -371,7 +374,15 @@ static int consumer_setup_path(struct consumer *c)
 		unsigned left = total > srv->granted ? total - srv->granted : 0;
 
 		if (left) {
-			c->granted = ZCV_MIN(want, left);
+			unsigned g = ZCV_MIN(want, left);
+
+			/* a pool not sized for it: a deep hold asked for leaves
+			 * the next consumer at least the default one */
+			if (!c->planned && c->info.constraints.hold &&
+			    g > ZCV_SERVER_DEFAULT_HOLD && left - g < ZCV_SERVER_DEFAULT_HOLD)
+				g = ZCV_MAX(ZCV_SERVER_DEFAULT_HOLD,
+					    left - ZCV_SERVER_DEFAULT_HOLD);
+			c->granted = g;
 			srv->granted += c->granted;
 			c->info.max_hold = c->granted;
 			c->info.path_reason[0] = '\0';
@@ -531,15 +542,25 @@ static void handle_hello(struct consumer *c, const struct zcv_msg_hello *h)
 
 int zcv_server_admit(struct zcv_server *srv)
 {
+	unsigned total = budget_total(srv), need = 0;
 	struct consumer *c, *next;
+	bool planned;
 	int n = 0;
 
+	/* those waiting, when the budget holds all they ask for, are granted
+	 * it whole, whatever order they came in */
+	for (c = srv->consumers; c; c = c->next)
+		if (c->info.state == ZCV_CONSUMER_HANDSHAKE && c->info.hello_seen && !c->dead &&
+		    !(c->caps & ZCV_CAP_NEEDS_COPY))
+			need += hold_wanted(c);
+	planned = need <= (total > srv->granted ? total - srv->granted : 0);
 	srv->depth++;
 	srv->cfg.defer_admission = false;
 	for (c = srv->consumers; c; c = next) {
 		next = c->next;
 		if (c->info.state == ZCV_CONSUMER_HANDSHAKE && c->info.hello_seen && !c->dead &&
 		    !srv->ended) {
+			c->planned = planned;
 			admit(c);
 			n += c->info.state == ZCV_CONSUMER_STREAMING;
 		}
@@ -571,6 +592,19 @@ void zcv_server_pending_constraints(struct zcv_server *srv, struct zcv_constrain
 		zcv_constraints_merge(&m, k);
 	}
 	*ret = m;
+}
+
+unsigned zcv_server_pending_buffers(struct zcv_server *srv)
+{
+	unsigned n = source_reserve(srv);
+
+	for (struct consumer *c = srv->consumers; c; c = c->next) {
+		if (c->info.state != ZCV_CONSUMER_HANDSHAKE || !c->info.hello_seen ||
+		    (c->caps & ZCV_CAP_NEEDS_COPY))
+			continue;
+		n += hold_wanted(c);
+	}
+	return n;
 }
 
 static void handle_release(struct consumer *c, const struct zcv_msg_release *m)
@@ -876,8 +910,10 @@ int zcv_server_create(const struct zcv_server_config *cfg, const struct zcv_serv
 	if (!srv)
 		return -ENOMEM;
 	srv->cfg = *cfg;
+	/* a cap chosen is also what those that ask for nothing get */
+	srv->default_hold = srv->cfg.max_hold ? srv->cfg.max_hold : ZCV_SERVER_DEFAULT_HOLD;
 	if (!srv->cfg.max_hold)
-		srv->cfg.max_hold = 2;
+		srv->cfg.max_hold = 16;
 	if (!srv->cfg.hold_timeout_ns)
 		srv->cfg.hold_timeout_ns = 1000 * NSEC_PER_MSEC;
 	if (!srv->cfg.max_consumers)

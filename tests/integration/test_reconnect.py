@@ -92,7 +92,7 @@ def test_restart(env):
     cap = start_capture(env, 0)
     socket_appears(env)
     rec = env.start("zcv-record", "--socket", env.sock, "-o", env.path("out.y4m"),
-                    "--max-hold", "2", "--stats-json", env.path("rec.json"))
+                    "--max-hold", "16", "--stats-json", env.path("rec.json"))
     tc = env.start("test-consumer", "--socket", env.sock, "--reconnect", "--verify",
                    "--pattern", "bars", "--log", env.path("tc.log"),
                    "--stats-json", env.path("tc.json"))
@@ -302,6 +302,60 @@ def test_slow(env):
     k = json.load(open(env.path("kept.json")))
     check(k["frames"] == by["keeps-latest"]["frames_sent"] and k["frames"] >= 2,
           f"the keeps-latest consumer got all {k['frames']} frames sent to it")
+
+
+def test_slow_writer(env):
+    """zcv-record writes to a pipe its reader drains in bursts, stalling
+    for 200 ms (6 frame periods at 30 fps) every 30 frames, as a slow disk
+    does. It asks for a hold of 16; the producer, with no pool size given,
+    grows its pool to 16 + its reserve of 2 and grants it all, so the
+    stall, within the hold, loses no frame: every frame reaches the file,
+    in order, equal to the pattern."""
+    frames, w, h = 150, 320, 240
+    fifo = env.path("out.fifo")
+    os.mkfifo(fifo)
+    cap = start_capture(env, 0, "--fps", "30", "--wait-consumers", "1",
+                        "--frames", str(frames), "--stats-json", env.path("cap.json"))
+    env.wait_socket()
+    rec = env.start("zcv-record", "--no-reconnect", "--socket", env.sock, "-o", fifo, "--raw",
+                    "--max-hold", "16", "--stats-json", env.path("rec.json"))
+    size = w * h * 3 // 2
+    data = bytearray()
+    stalls = 0
+    with open(fifo, "rb") as f:
+        while True:
+            chunk = f.read(size)  # one frame's worth; blocks until zcv-record wrote it
+            if not chunk:
+                break
+            data += chunk
+            if len(data) % size == 0 and (len(data) // size) % 30 == 0:
+                time.sleep(0.2)
+                stalls += 1
+    check(env.wait(rec, 20) == 0, "zcv-record exited 0")
+    check(env.wait(cap, 20) == 0, "zcv-capture exited 0")
+    c = json.load(open(env.path("cap.json")))
+    r = json.load(open(env.path("rec.json")))
+    rc = c["consumers"][0]
+    print(f"  {stalls} stalls of 200 ms; granted hold {rc['max_hold']} (asked {rc['asked_hold']}); "
+          f"producer: {env.text('zcv-capture.err').count('reallocated')} reallocation")
+    check(rc["asked_hold"] == 16 and rc["max_hold"] == 16,
+          f"zcv-record was granted the 16 frames it asked for (got {rc['max_hold']})")
+    check("reallocated: 18 memfd buffers" in env.text("zcv-capture.err"),
+          "the producer grew its pool to 18 buffers (16 held + 2 its own)")
+    check("lets us hold 16 frames" in env.text("zcv-record.err"),
+          "zcv-record said what it was granted")
+    check(rc["skipped"] == 0 and rc["frames_sent"] == frames,
+          f"the producer sent zcv-record every frame and skipped it {rc['skipped']} times")
+    check(r["frames"] == frames and r["dropped"] == 0,
+          f"zcv-record wrote {r['frames']} frames, {r['dropped']} dropped")
+    check(len(data) == frames * size, f"the pipe carried {len(data)} bytes = {frames} frames")
+    ref = env.path("ref.i420")
+    g = env.run("pattern-ref", "i420", f"{w}x{h}", "0", str(frames), ref, timeout=120)
+    check(g.returncode == 0, "pattern-ref wrote the reference frames")
+    with open(ref, "rb") as f:
+        want = f.read()
+    bad = [i for i in range(frames) if data[i * size:(i + 1) * size] != want[i * size:(i + 1) * size]]
+    check(not bad, f"every frame equals the pattern's (bad: {bad[:5]})")
 
 
 def main():

@@ -167,15 +167,15 @@ static void test_source_fit(void **state)
 				 &cfg, &(struct zcv_source_callbacks){ fit_frame }, &run, &run.src),
 			 0);
 	old = zcv_source_get_pool(run.src);
-	assert_int_equal(zcv_source_fit(run.src, &none, how, sizeof(how)), 0);
+	assert_int_equal(zcv_source_fit(run.src, &none, 0, how, sizeof(how)), 0);
 	assert_non_null(strstr(how, "already fit"));
 	assert_ptr_equal(zcv_source_get_pool(run.src), old);
-	assert_int_equal(zcv_source_fit(run.src, &odd, how, sizeof(how)), -EOPNOTSUPP);
+	assert_int_equal(zcv_source_fit(run.src, &odd, 0, how, sizeof(how)), -EOPNOTSUPP);
 	assert_non_null(strstr(how, "not a multiple of 3"));
 	assert_ptr_equal(zcv_source_get_pool(run.src), old);
 
 	assert_int_equal(zcv_pool_check(old, &k, why, sizeof(why)), ZCV_FIT_LAYOUT);
-	assert_int_equal(zcv_source_fit(run.src, &k, how, sizeof(how)), 1);
+	assert_int_equal(zcv_source_fit(run.src, &k, 0, how, sizeof(how)), 1);
 	assert_ptr_not_equal(zcv_source_get_pool(run.src), old);
 	/* the old pool stays valid (a server may still name it) */
 	assert_int_equal(old->generation, 1);
@@ -200,7 +200,7 @@ static void test_source_fit(void **state)
 	assert_int_equal(r, 1);
 	assert_int_equal(run.frames, 4);
 	assert_int_equal(run.bad, 0);
-	assert_int_equal(zcv_source_fit(run.src, &none, how, sizeof(how)), -EBUSY);
+	assert_int_equal(zcv_source_fit(run.src, &none, 0, how, sizeof(how)), -EBUSY);
 	zcv_source_destroy(run.src);
 	free(run.scratch);
 }

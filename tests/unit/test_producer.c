@@ -328,6 +328,58 @@ static void test_fit_as_is(void **state)
 	env_finish(&e);
 }
 
+/*
+ * Holds that need more buffers than the pool has: two consumers ask for
+ * 10 and 5 frames (the cap is 16), the default pool of 6 would grant
+ * them 4 between them. With no count chosen the pool grows to 10 + 5 +
+ * the source's 2 and both get all they asked; with 6 buffers chosen the
+ * count is kept and the budget grants what it holds: the first one's
+ * deep hold is cut to leave the second the default of 2.
+ */
+static void test_fit_grows_for_holds(void **state)
+{
+	struct zcv_constraints ka = { .hold = 10 }, kb = { .hold = 5 };
+	struct zcv_producer_consumer all[16];
+
+	for (int chosen = 0; chosen < 2; chosen++) {
+		struct zcv_producer_config cfg = { .wait_consumers = 2,
+						   .frames = 30,
+						   .n_buffers = chosen ? 6 : 0 };
+		struct sink *a, *b;
+		struct env e;
+
+		env_start(&e, &cfg);
+		a = sink_connect(&e, 0, &ka, 0, false);
+		STEP_UNTIL(&e, zcv_producer_get_consumers(e.p, all, 16, sizeof(all[0])) == 1);
+		b = sink_connect(&e, 1, &kb, 0, false);
+		STEP_UNTIL(&e, a->formats && b->formats);
+		if (chosen) {
+			assert_int_equal(e.allocated, 0);
+			assert_non_null(strstr(e.summary, "the 6 memfd buffers as allocated fit"));
+			assert_int_equal(a->fmt.n_buffers, 6);
+			/* not sized for it: cut to leave b the default */
+			assert_int_equal(a->fmt.max_hold, 2);
+			assert_int_equal(b->fmt.max_hold, 2);
+			assert_int_equal(b->fmt.path, ZCV_PATH_MEMFD);
+		} else {
+			assert_int_equal(e.allocated, 1);
+			assert_non_null(strstr(e.summary, "reallocated: 17 memfd buffers"));
+			assert_int_equal(a->fmt.n_buffers, 17);
+			assert_int_equal(a->fmt.generation, 2);
+			assert_int_equal(a->fmt.max_hold, 10);
+			assert_int_equal(b->fmt.max_hold, 5);
+			assert_int_equal(b->fmt.path, ZCV_PATH_MEMFD);
+		}
+		STEP_UNTIL(&e, e.result != 0);
+		assert_int_equal(e.result, 1);
+		assert_int_equal(consumer(&e, 1, all)->max_hold, chosen ? 2 : 10);
+		assert_int_equal(consumer(&e, 1, all)->copied_bytes, 0);
+		assert_int_equal(a->bad_frames, 0);
+		assert_int_equal(b->bad_frames, 0);
+		env_finish(&e);
+	}
+}
+
 /* The consumer table is filled at the caller's element size: an older
  * program's shorter struct gets its fields and nothing beyond, a newer
  * one's longer struct gets zeros where this library knows nothing. */
@@ -576,6 +628,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_fit_zero_copy, zcv_test_fd_setup,
+						zcv_test_fd_teardown),
+		cmocka_unit_test_setup_teardown(test_fit_grows_for_holds, zcv_test_fd_setup,
 						zcv_test_fd_teardown),
 		cmocka_unit_test_setup_teardown(test_fit_as_is, zcv_test_fd_setup,
 						zcv_test_fd_teardown),

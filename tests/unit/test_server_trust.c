@@ -211,10 +211,12 @@ static unsigned budget_granted(struct env *e)
 }
 
 /*
- * Pool of 6, the source keeps 2: a budget of 4. The first consumer asks
- * for the default (the cap, 3) and gets 3, the second asks for 2 and gets
- * the 1 left, the third finds nothing left and gets the copy tier. However
- * hard the first two hold, the source keeps 2 buffers.
+ * Pool of 7, the source keeps 2: a budget of 5. The first consumer asks
+ * for 3 and gets 3 (2 are left for another), the second asks for 3 and
+ * gets the 2 left, the third finds nothing left and gets the copy tier.
+ * However hard they hold, the source keeps 2 buffers. A newcomer asking
+ * for 3 when 3 are left gets 2: the pool was not sized for it, so a deep
+ * hold is cut to leave the next one the default (but never below it).
  */
 static void test_budget_grants(void **state)
 {
@@ -224,33 +226,34 @@ static void test_budget_grants(void **state)
 	unsigned total = 0;
 	struct env e;
 
-	env_start(&e, &cfg, 6);
+	env_start(&e, &cfg, 7);
 	zcv_server_get_budget(e.srv, &total, NULL);
-	assert_int_equal(total, 4);
+	assert_int_equal(total, 5);
 	assert_int_equal(budget_granted(&e), 0);
-	a = sink_connect(&e, 0, 0, 0, true);
+	a = sink_connect(&e, 0, 0, 3, true);
 	pump(&e);
-	b = sink_connect(&e, 1, 0, 2, true);
+	b = sink_connect(&e, 1, 0, 3, true);
 	pump(&e);
 	c = sink_connect(&e, 2, 0, 0, true);
 	pump(&e);
 	assert_int_equal(a->fmt.path, ZCV_PATH_MEMFD);
 	assert_int_equal(a->fmt.max_hold, 3);
 	assert_int_equal(b->fmt.path, ZCV_PATH_MEMFD);
-	assert_int_equal(b->fmt.max_hold, 1);
+	assert_int_equal(b->fmt.max_hold, 2);
 	assert_int_equal(c->fmt.path, ZCV_PATH_COPY);
+	/* it asked for no number: max_hold, 3 */
 	assert_int_equal(c->fmt.max_hold, 3);
 	/* its private pool: one buffer more than it may hold */
 	assert_int_equal(c->fmt.n_buffers, 4);
-	assert_int_equal(budget_granted(&e), 4);
+	assert_int_equal(budget_granted(&e), 5);
 	assert_true(get_info(&e, 1, &ia));
 	assert_true(get_info(&e, 2, &ib));
 	assert_true(get_info(&e, 3, &ic));
 	assert_int_equal(ia.max_hold, 3);
-	assert_int_equal(ia.constraints.hold, 0);
+	assert_int_equal(ia.constraints.hold, 3);
 	assert_string_equal(ia.path_reason, "");
-	assert_int_equal(ib.max_hold, 1);
-	assert_int_equal(ib.constraints.hold, 2);
+	assert_int_equal(ib.max_hold, 2);
+	assert_int_equal(ib.constraints.hold, 3);
 	assert_int_equal(ic.path, ZCV_PATH_COPY);
 	assert_non_null(strstr(ic.path_reason, "budget is exhausted"));
 
@@ -261,30 +264,62 @@ static void test_budget_grants(void **state)
 		assert_true(zcv_pool_count(e.pool, ZCV_BUFFER_FREE) >= 2);
 	}
 	assert_int_equal(a->n_held, 3);
-	assert_int_equal(b->n_held, 1);
+	assert_int_equal(b->n_held, 2);
 	assert_int_equal(c->n_held, 3);
-	/* a holds frames 1-3, b frame 1 too: 3 lent, never more than 4 */
+	/* a holds frames 1-3, b frames 1-2 too: 3 lent, never more than 5 */
 	assert_int_equal(zcv_pool_count(e.pool, ZCV_BUFFER_LENT), 3);
 
-	/* a leaves: its 3 come back to the budget, and a newcomer gets them */
+	/* a leaves: its 3 come back; a newcomer asking for 3 gets 2 of them */
 	sink_drop(a);
 	pump(&e);
-	assert_int_equal(budget_granted(&e), 1);
-	d = sink_connect(&e, 3, 0, 0, false);
+	assert_int_equal(budget_granted(&e), 2);
+	d = sink_connect(&e, 3, 0, 3, false);
 	pump(&e);
 	assert_int_equal(d->fmt.path, ZCV_PATH_MEMFD);
-	assert_int_equal(d->fmt.max_hold, 3);
+	assert_int_equal(d->fmt.max_hold, 2);
 	assert_int_equal(budget_granted(&e), 4);
 	assert_true(get_info(&e, 4, &id));
-	assert_int_equal(id.max_hold, 3);
+	assert_int_equal(id.max_hold, 2);
 	assert_true(get_info(&e, 1, &ia));
 	assert_int_equal(ia.state, ZCV_CONSUMER_GONE);
 	/* b and c leave too: everything is back */
 	sink_drop(b);
 	sink_drop(c);
 	pump(&e);
-	assert_int_equal(budget_granted(&e), 3);
+	assert_int_equal(budget_granted(&e), 2);
 	env_finish(&e);
+}
+
+/*
+ * Consumers admitted together (defer_admission, zcv_server_admit) whose
+ * holds the budget covers whole are granted them whole, whatever their
+ * order: budget 5, a asks 4 and b 1 -> 4 and 1. When it does not cover
+ * them (b asks 2), a deep hold is cut to leave the next one 2: a gets 3,
+ * b its 2.
+ */
+static void test_budget_planned(void **state)
+{
+	for (unsigned bhold = 1; bhold <= 2; bhold++) {
+		struct zcv_server_config cfg = { .defer_admission = true };
+		struct sink *a, *b;
+		struct env e;
+
+		env_start(&e, &cfg, 7);
+		a = sink_connect(&e, 0, 0, 4, true);
+		pump(&e);
+		b = sink_connect(&e, 1, 0, bhold, true);
+		pump(&e);
+		assert_int_equal(zcv_server_pending_count(e.srv), 2);
+		/* 4 + b's + the source's 2 */
+		assert_int_equal(zcv_server_pending_buffers(e.srv), 6 + bhold);
+		assert_int_equal(zcv_server_admit(e.srv), 2);
+		pump(&e);
+		assert_int_equal(a->fmt.max_hold, bhold == 1 ? 4 : 3);
+		assert_int_equal(b->fmt.max_hold, bhold);
+		assert_int_equal(a->fmt.path, ZCV_PATH_MEMFD);
+		assert_int_equal(b->fmt.path, ZCV_PATH_MEMFD);
+		env_finish(&e);
+	}
 }
 
 /* source_reserve sets the budget; a pool no larger than it gives every
@@ -943,11 +978,11 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, fd_setup, fd_teardown)
-		T(test_budget_grants),        T(test_budget_reserve),    T(test_budget_set_pool),
-		T(test_handshake_quota),      T(test_handshake_replace), T(test_handshake_timeout),
-		T(test_name_sanitised),       T(test_closer_lingering),  T(test_closer_queue_full),
-		T(test_server_lingering_fds), T(test_server_many_fds),   T(test_group_default_path),
-		T(test_group_socket_path),
+		T(test_budget_grants),      T(test_budget_planned),       T(test_budget_reserve),
+		T(test_budget_set_pool),    T(test_handshake_quota),      T(test_handshake_replace),
+		T(test_handshake_timeout),  T(test_name_sanitised),       T(test_closer_lingering),
+		T(test_closer_queue_full),  T(test_server_lingering_fds), T(test_server_many_fds),
+		T(test_group_default_path), T(test_group_socket_path),
 #undef T
 	};
 

@@ -404,6 +404,176 @@ def test_zcvsrc_kmssink(env, card):
           f"only if zcvsrc handed it frames in system memory ({copied})")
 
 
+def test_display_rebind(env, card):
+    """zcv-capture --persistent with zcv-display (vkms, PRIME import) and
+    zcv-record: vivid unbound and bound again twice mid-stream. Neither
+    consumer reconnects or leaves: each gets the next pool generation
+    and goes on, the display showing frames of the last one. No pool
+    size is given: the producer grows vivid's buffers (VIDIOC_CREATE_BUFS)
+    to what the display (3), zcv-record (8) and the sample sink (the
+    default, 2) ask to hold plus its own 2."""
+    from run import parse_print_sink  # noqa: E402
+    drv = "/sys/bus/platform/drivers/vivid"
+    pdev = [d for d in os.listdir(drv) if d.startswith("vivid.")][0]
+    tag = "rebind"
+    sock = env.path(f"{tag}.sock")
+    cap = env.start("zcv-capture", "--source", vivid_node(), "--persistent", "--input", "3",
+                    "--dv-timings", f"{W}x{H}p60", "--format", "XRGB8888", "--wait-consumers", "3",
+                    "--require-zero-copy", "--socket", sock, "--stats-json", env.path(f"{tag}.cap.json"))
+    env.wait_socket(sock)
+    disp = env.start("zcv-display", "--device", card, "--socket", sock,
+                     "--snapshot", env.path(f"{tag}.png"), "--stats-json", env.path(f"{tag}.disp.json"))
+    rec = env.start("zcv-record", "--raw", "--socket", sock, "-o", "/dev/null",
+                    "--stats-json", env.path(f"{tag}.rec.json"))
+    sample = env.start("zcv-sample-print", sock, stdout=open(env.path(f"{tag}.print"), "w"))
+
+    def frames():
+        return parse_print_sink(env.text(f"{tag}.print"))
+
+    def wait(what, cond, timeout=30):
+        end = time.time() + timeout
+        while not cond():
+            if time.time() > end:
+                raise Fail(f"[{tag}] timed out waiting for {what}")
+            time.sleep(0.05)
+
+    wait("60 frames", lambda: len(frames()) >= 60)
+    before_last = 0
+    for i in (1, 2):
+        with open(f"{drv}/unbind", "w") as fh:
+            fh.write(pdev)
+        wait(f"the producer to see the device gone ({i})",
+             lambda: env.text("zcv-capture.err").count("is gone") == i, 10)
+        before_last = max(s for s, _, _ in frames())
+        time.sleep(0.5)
+        with open(f"{drv}/bind", "w") as fh:
+            fh.write(pdev)
+        wait(f"the device back ({i})", lambda: env.text("zcv-capture.err").count("is back") == i, 15)
+        n = len(frames())
+        wait(f"60 more frames after rebind {i}", lambda: len(frames()) >= n + 60)
+        check(disp.poll() is None and rec.poll() is None,
+              f"[{tag}] zcv-display and zcv-record still running after rebind {i}")
+    cap.send_signal(2)
+    check(env.wait(cap, 30) == 0, f"[{tag}] zcv-capture exited 0 on SIGINT")
+    check(env.wait(sample, 20) == 0, f"[{tag}] the sample sink exited 0 at the end of the stream")
+    # zcv-display and zcv-record reconnect by default: after the producer
+    # is gone they wait for the next one, until stopped
+    for p in (disp, rec):
+        wait(f"{p.label} waiting for the next producer",
+             lambda: "waiting to reconnect" in env.text(f"{p.label}.err"), 20)
+        check(p.poll() is None, f"[{tag}] {p.label} waits for the next producer")
+        p.send_signal(2)
+        check(env.wait(p, 20) == 0, f"[{tag}] {p.label} exited 0 on SIGINT")
+    c = env.json(f"{tag}.cap.json")
+    d = env.json(f"{tag}.disp.json")
+    r = env.json(f"{tag}.rec.json")
+    derr = env.text("zcv-display.err")
+    print(f"  [{tag}] allocation: {c['allocation']}")
+    print("  " + stats_line(tag, d))
+    m = re.search(r"VIDIOC_CREATE_BUFS: (\d+) driver buffers", c["allocation"])
+    check(m and int(m.group(1)) == 15,
+          f"[{tag}] the producer grew vivid's buffers to 3 + 8 + 2 + 2 = 15 for the holds asked")
+    by = {x["name"]: x for x in c["consumers"]}
+    check(set(by) == {"zcv-display", "zcv-record", "print-sink"} and len(c["consumers"]) == 3,
+          f"[{tag}] the three consumers stayed on one connection each: {[x['name'] for x in c['consumers']]}")
+    check(by["zcv-display"]["max_hold"] == 3 and by["zcv-record"]["max_hold"] == 8,
+          f"[{tag}] each was granted the hold it asked for (display {by['zcv-display']['max_hold']}, "
+          f"record {by['zcv-record']['max_hold']})")
+    check(all(x["end_error"] == 0 for x in c["consumers"]),
+          f"[{tag}] nobody was evicted: {[(x['name'], x['end_reason']) for x in c['consumers']]}")
+    check(c["source_lost"] == 2 and c["source_returned"] == 2 and c["fds_at_start"] == c["fds_at_end"],
+          f"[{tag}] device lost and back twice; producer fds {c['fds_at_start']} at start, {c['fds_at_end']} at end")
+    gens = [int(g) for g in re.findall(r"over dmabuf \(generation (\d+),", derr)]
+    check(len(gens) == 3 and gens == sorted(set(gens)) and "reconnected" not in derr,
+          f"[{tag}] zcv-display was given 3 generations on its one connection: {gens}")
+    check(d["display_path"] == "zero-copy" and d["copied_bytes"] == 0 and
+          d["frames"] == by["zcv-display"]["frames_sent"],
+          f"[{tag}] zcv-display zero-copy throughout, got all {d['frames']} frames sent to it")
+    check(d["snapshot_sequence"] > before_last,
+          f"[{tag}] the frame on screen at the end ({d['snapshot_sequence']}) came after the last rebind "
+          f"(last frame before it: {before_last})")
+    check(r["frames"] == by["zcv-record"]["frames_sent"] and r["copied_bytes"] == 0,
+          f"[{tag}] zcv-record got all {r['frames']} frames sent to it, copied_bytes 0")
+
+
+def test_v4l2src_zcvsink(env, card):
+    """GStreamer's v4l2src io-mode=dmabuf into zcvsink, zcv-display on vkms:
+    zcvsink registers vivid's DMA-BUFs once (learning them while nobody
+    streams, so not one frame is copied) and lends them by index;
+    zcv-display PRIME-imports them and never copies. vivid keeps the input
+    and DV timings test_zcvsrc_kmssink left (HDMI, 1280x720p60); the caps
+    fix no rate, so the webcam input's 1280x720 would do too."""
+    plugin = os.path.join(env.build, "gst", "libgstzcv.so")
+    if not os.path.exists(plugin) or not shutil.which("gst-launch-1.0"):
+        print("  [zcvsink] skipped: the GStreamer plugin is not built")
+        return
+    tag, n = "zcvsink", 300
+    sock = env.path(f"{tag}.sock")
+    genv = dict(os.environ, GST_PLUGIN_PATH=os.path.dirname(plugin), GST_REGISTRY=env.path("registry.bin"),
+                GST_DEBUG_NO_COLOR="1", GST_DEBUG="zcvsink:4")
+    g = subprocess.Popen(["gst-launch-1.0", "v4l2src", f"device={vivid_node()}", "io-mode=dmabuf",
+                          f"num-buffers={n}", "!", f"video/x-raw,format=BGRx,width={W},height={H}", "!",
+                          "zcvsink", f"socket={sock}", "max-hold=3"], env=genv, stdout=subprocess.DEVNULL,
+                         stderr=open(env.path(f"{tag}.gst.err"), "w"))
+    g.label = "gst-launch-1.0"
+    env.procs.append(g)
+    # the display joins once the set is registered: it sees only the
+    # DMA-BUF generation (frames before went to nobody and were not copied)
+    end = time.time() + 60
+    while "registered " not in env.text(f"{tag}.gst.err"):
+        if g.poll() is not None or time.time() > end:
+            raise Fail(f"[{tag}] zcvsink never registered vivid's buffers: "
+                       f"{env.text(f'{tag}.gst.err')[-2000:]!r}")
+        time.sleep(0.05)
+    disp_json = env.path(f"{tag}.zcv-display.json")
+    disp = env.start("zcv-display", "--no-reconnect", "--device", card, "--socket", sock,
+                     "--stats-json", disp_json)
+    check(env.wait(g, 120) == 0, f"[{tag}] gst-launch v4l2src ! zcvsink exited 0 after {n} frames")
+    check(env.wait(disp, 20) == 0, f"[{tag}] zcv-display exited 0 at the end of the stream")
+    log = env.text(f"{tag}.gst.err")
+    stats = [line for line in log.splitlines() if "stats: frames=" in line]
+    check(stats, f"[{tag}] zcvsink printed its stats at stop")
+    st = dict(kv.split("=", 1) for kv in stats[-1].split("stats: ")[-1].split())
+    print(f"  [{tag}] zcvsink: {stats[-1].split('stats: ')[-1]}")
+    d = env.json(disp_json)
+    print("  " + stats_line(tag, d))
+    # the producer's account of the display, at zcvsink's stop (the display
+    # may still be hanging up then)
+    acct = re.search(r'consumer stats: \d+ \(zcv-display\) path (\w+) sent (\d+) skipped (\d+) end "([^"]*)"', log)
+    check(acct, f"[{tag}] zcvsink logged its account of zcv-display")
+    cpath, sent, skipped, reason = acct.group(1), int(acct.group(2)), int(acct.group(3)), acct.group(4)
+    nreg = int(re.search(r"registered (\d+) DMA-BUF buffers of upstream", log).group(1))
+    check(int(st["copied_bytes"]) == 0 and int(st["copied_frames"]) == 0 and st["path"] == "dmabuf-registered"
+          and int(st["relearned"]) == 0,
+          f"[{tag}] zcvsink copied 0 bytes: {nreg} DMA-BUFs registered once, path {st['path']}, "
+          f"relearned {st['relearned']} times")
+    check(int(st["frames"]) == n and int(st["dropped"]) == 0
+          and int(st["registered_frames"]) + int(st["unsent"]) == n,
+          f"[{tag}] every one of the {n} frames lent by index ({st['registered_frames']}) or, before the "
+          f"display joined, sent to nobody ({st['unsent']}); none dropped")
+    check(cpath == "dmabuf" and reason in ("", "end of stream") and sent > 0
+          and sent + skipped <= int(st["registered_frames"]),
+          f"[{tag}] producer: zcv-display on the DMA-BUF path to the end (sent {sent}, skipped {skipped}, "
+          f"end {reason!r})")
+    check(d["path"] == "dmabuf" and d["display_path"] == "zero-copy" and d["copied_bytes"] == 0
+          and d["fallback_reason"] == "" and "copy path" not in env.text("zcv-display.err"),
+          f"[{tag}] zcv-display imported the DMA-BUFs (PRIME) and copied nothing")
+    check(d["imports"] == nreg, f"[{tag}] one import per registered buffer ({d['imports']} of {nreg})")
+    # how many frames the display takes in time depends on the guest's
+    # load: every frame sent arrived, and every frame not skipped was shown
+    check(d["frames"] == sent and d["flips"] >= d["frames"] - d["skipped"] - 1,
+          f"[{tag}] every frame sent arrived ({d['frames']} of {sent}); {d['flips']} flips, "
+          f"{d['skipped']} skipped by the display")
+    # zcvsink closes exactly its one dup per registered buffer at stop;
+    # v4l2src's own fds are open still or already gone (it may stop first)
+    fds = re.search(r"registered fds: upstream (\d+), ours before stop (\d+), ours open after stop "
+                    r"(\d+), all open after stop (\d+)", log)
+    up, ours, ours_after, after = (int(x) for x in fds.groups()) if fds else (-1, -1, -1, -1)
+    check(fds and ours == nreg and ours_after == 0 and after <= up,
+          f"[{tag}] zcvsink closed its {ours} dups of the {nreg} registered buffers at stop ({ours_after} "
+          f"left open; {after} fds open on them after stop, v4l2src's own: {up})")
+
+
 def test_errors(env, cards):
     def expect(args, text, rc=1, pre=()):
         cmd = [*pre, env.bin("zcv-display"), *args]
@@ -436,6 +606,8 @@ def main_vkms(env):
     test_vkms_legacy(env, cards["vkms"])
     test_vkms_memfd_and_master(env, cards["vkms"])
     test_zcvsrc_kmssink(env, cards["vkms"])
+    test_v4l2src_zcvsink(env, cards["vkms"])
+    test_display_rebind(env, cards["vkms"])
     test_errors(env, cards)
 
 

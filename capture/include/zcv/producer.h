@@ -60,8 +60,12 @@ struct zcv_producer_config {
 	uint32_t fourcc;           /* ZCV_FMT_*; 0: pattern NV12, V4L2 the driver's */
 	uint32_t width, height;    /* 0x0: pattern 1280x720, V4L2 the driver's */
 	uint32_t fps_num, fps_den; /* pattern: 0 unpaced; V4L2: 0 the driver's */
-	unsigned n_buffers;        /* buffers in the pool (2..32); 0: 6 */
-	uint64_t frames;           /* end of stream after this many frames; 0: never */
+	/* Buffers in the pool (2..32), kept as they are. 0: 6 at first, grown
+	 * (up to 32, or the driver's limit) when the consumers awaited at
+	 * start (wait_consumers) need more to hold what they asked for plus
+	 * source_reserve. */
+	unsigned n_buffers;
+	uint64_t frames; /* end of stream after this many frames; 0: never */
 	/* V4L2 only */
 	bool select_input;      /* select input (VIDIOC_S_INPUT); false: leave it */
 	unsigned input;         /* the input's index */
@@ -72,9 +76,12 @@ struct zcv_producer_config {
 	bool force_copy;        /* take the copy tier even when export works (tests) */
 
 	/* The socket. */
-	const char *socket_path;  /* NULL: $XDG_RUNTIME_DIR/zcv/default.sock, else
-				   * /tmp/zcv-$UID/default.sock */
-	unsigned max_hold;        /* frames one consumer may hold at most (1..32); 0: 2 */
+	const char *socket_path; /* NULL: $XDG_RUNTIME_DIR/zcv/default.sock, else
+				  * /tmp/zcv-$UID/default.sock */
+	/* Frames one consumer may hold at most (1..32), whatever it asks
+	 * for, and what one that asks for no number gets. 0: up to 16 for
+	 * those that ask, 2 for those that do not. */
+	unsigned max_hold;
 	uint64_t hold_timeout_ns; /* a consumer holding a frame longer is evicted; 0: 1 s */
 	unsigned max_consumers;   /* at once; 0: 16 */
 	unsigned source_reserve;  /* buffers consumers may never hold all of; 0: 2 */

@@ -70,6 +70,10 @@ uint64_t zcv_source_starved(struct zcv_source *src);
  * variant (NV12M...) with V4L2_MEMORY_DMABUF into udmabuf slices of one
  * memfd laid out as the consumers need. how (when not NULL) gets what was
  * done, or why it could not be.
+ * n_buffers: the pool also needs at least this many buffers (the
+ * consumers' holds plus the source's reserve; at most
+ * ZCV_POOL_MAX_BUFFERS; 0 or no more than it has: keep the count). A
+ * driver may give fewer than asked; how says how many.
  * Returns 0 (the pool already fits; nothing changed), 1 (a new pool of the
  * next generation: zcv_source_get_pool() returns it; the old one stays
  * valid until the source is destroyed), -EOPNOTSUPP (impossible here: how
@@ -77,8 +81,8 @@ uint64_t zcv_source_starved(struct zcv_source *src);
  * old pool is still in use, unless zcv_source_get_pool() now returns NULL
  * (the source is unusable; how says why).
  */
-int zcv_source_fit(struct zcv_source *src, const struct zcv_constraints *fit, char *how,
-		   size_t how_size);
+int zcv_source_fit(struct zcv_source *src, const struct zcv_constraints *fit, unsigned n_buffers,
+		   char *how, size_t how_size);
 
 /* The device went away: let go of it at once (its fd and mappings; a
  * V4L2 device's number is free again only once nobody holds it open) and

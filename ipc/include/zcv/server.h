@@ -18,11 +18,18 @@
  */
 struct zcv_server;
 
+/* What a consumer that asks for no hold may hold when max_hold is not
+ * set: a frame on screen and the next one. */
+#define ZCV_SERVER_DEFAULT_HOLD 2
+
 /* struct zcv_frame_meta is in <zcv/pool.h>: sources fill it, the server sends it. */
 
 struct zcv_server_config {
-	const char *socket_path;   /* NULL: zcv_socket_default_path() */
-	unsigned max_hold;         /* default and cap of frames one consumer may hold; 0: 2 */
+	const char *socket_path; /* NULL: zcv_socket_default_path() */
+	/* Most frames one consumer may hold at once, whatever it asks for,
+	 * and what one that asks for no number gets. 0: up to 16 for those
+	 * that ask, ZCV_SERVER_DEFAULT_HOLD for those that do not. */
+	unsigned max_hold;
 	uint64_t hold_timeout_ns;  /* evict a consumer holding a frame longer; 0: 1 s */
 	unsigned max_consumers;    /* that said HELLO, at once; 0: 16 */
 	uint32_t fps_num, fps_den; /* advertised frame rate; 0/1 unpaced */
@@ -63,7 +70,12 @@ struct zcv_server_config {
  *  - Holds are granted out of n_buffers - source_reserve, first come
  *    first served, when a consumer is admitted.
  *  - A newcomer on a zero-copy path gets min(what it asked for, or
- *    max_hold when it asked for 0; max_hold; what is left).
+ *    the default when it asked for 0 (see max_hold); max_hold; what is
+ *    left) - except that a hold above 2 asked for is cut so that
+ *    ZCV_SERVER_DEFAULT_HOLD is left for the next consumer (never below
+ *    2), unless the consumer was admitted by zcv_server_admit() together
+ *    with others whose holds the budget covered whole (a pool sized
+ *    for them: zcv_server_pending_buffers).
  *  - When nothing is left it gets the copy tier (a private pool; it holds
  *    no source buffer) and path_reason says the budget is exhausted.
  *    Copy-tier consumers never draw on the budget; their private pool
@@ -186,7 +198,9 @@ unsigned zcv_server_get_consumers(struct zcv_server *srv, struct zcv_consumer_in
 /* Sends the pool to every consumer waiting since its HELLO (see
  * defer_admission) and admits later ones at once from now on. Each gets
  * the zero-copy path when the current pool meets its constraints, else
- * the copy tier (path_reason says why). Returns the number admitted. */
+ * the copy tier (path_reason says why). When the budget holds what all
+ * of them ask for, each is granted it whole (see "The buffer budget").
+ * Returns the number admitted. */
 int zcv_server_admit(struct zcv_server *srv);
 
 /* Consumers whose HELLO arrived and who wait for zcv_server_admit(). */
@@ -196,6 +210,12 @@ unsigned zcv_server_pending_count(struct zcv_server *srv);
  * largest sizes and alignments, holds added), leaving out those that asked
  * for the copy tier. */
 void zcv_server_pending_constraints(struct zcv_server *srv, struct zcv_constraints *ret);
+
+/* The buffers a pool needs so that every consumer waiting for admission
+ * is granted all it asked for (each one's hold, capped at max_hold; the
+ * default for those that asked for none) plus source_reserve: what a
+ * producer grows its pool to when its source can. */
+unsigned zcv_server_pending_buffers(struct zcv_server *srv);
 
 /* The buffer budget now: source buffers consumers may hold together
  * (n_buffers - source_reserve of the current pool, 0 when the pool is

@@ -14,6 +14,7 @@
  * so a release never follows zcv_client_destroy().
  */
 #include "gstzcv.h"
+#include "gstzcv_copy.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <gst/allocators/allocators.h>
@@ -592,7 +593,6 @@ static void set_times(GstZcvSrc *self, GstBuffer *buf, const struct zcv_client_f
 static GstFlowReturn copy_frame(GstZcvSrc *self, GstBuffer *zb, const struct zcv_client_frame *f,
 				GstBuffer **ret)
 {
-	GstVideoFrame src, dst;
 	GstBuffer *out = NULL;
 	GstFlowReturn fr;
 	gboolean ok;
@@ -603,16 +603,7 @@ static GstFlowReturn copy_frame(GstZcvSrc *self, GstBuffer *zb, const struct zcv
 		return fr;
 	}
 	zcv_client_begin_access(self->ctx->client, f);
-	ok = gst_video_frame_map(&src, &self->info, zb, GST_MAP_READ);
-	if (ok && !gst_video_frame_map(&dst, &self->info, out, GST_MAP_WRITE)) {
-		gst_video_frame_unmap(&src);
-		ok = FALSE;
-	}
-	if (ok) {
-		ok = gst_video_frame_copy(&dst, &src);
-		gst_video_frame_unmap(&dst);
-		gst_video_frame_unmap(&src);
-	}
+	ok = gst_zcv_copy_frame(&self->info, zb, &self->info, out);
 	zcv_client_end_access(self->ctx->client, f);
 	gst_buffer_copy_into(out, zb, GST_BUFFER_COPY_FLAGS | GST_BUFFER_COPY_TIMESTAMPS, 0, -1);
 	gst_buffer_unref(zb);
