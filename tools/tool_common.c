@@ -178,6 +178,15 @@ static void reconnect_on_disconnected(void *data, int error, const char *reason)
 		error ? strerror(-error) : "");
 }
 
+static void say_source(void *data, bool present, const char *reason)
+{
+	struct tool_reconnect *t = data;
+
+	/* the client made the producer's words printable */
+	fprintf(stderr, "%s: source %s (%s)\n", t->tool, present ? "back" : "gone",
+		reason && reason[0] ? reason : "no reason given");
+}
+
 void tool_reconnect_setup(struct tool_reconnect *t, struct zcv_client_config *cfg,
 			  struct zcv_sink_run_config *run)
 {
@@ -187,6 +196,7 @@ void tool_reconnect_setup(struct tool_reconnect *t, struct zcv_client_config *cf
 	t->data = run->data;
 	run->format = reconnect_on_format;
 	run->disconnected = reconnect_on_disconnected;
+	run->source = say_source;
 	run->data = t;
 }
 

@@ -425,6 +425,7 @@ int zcv_producer_start(struct zcv_producer *p)
 		.hold_timeout_ns = p->cfg.hold_timeout_ns,
 		.max_consumers = p->cfg.max_consumers,
 		.source_reserve = p->cfg.source_reserve,
+		.leave_room = true,
 		.allow_group = p->cfg.allow_group,
 		.allowed_gid = (gid_t)p->cfg.allowed_gid,
 		/* consumers awaited at start wait for the allocation that fits them */
@@ -567,6 +568,7 @@ static void source_lost(struct zcv_producer *p)
 		 "the capture device %s is gone; consumers stay connected while it is "
 		 "tried again",
 		 source_name(p));
+	zcv_server_set_source(p->srv, false, "the capture device is gone; waiting for it");
 	if (p->cbs.source_changed)
 		p->cbs.source_changed(p->data, false, what);
 }
@@ -619,6 +621,8 @@ static int source_reopen(struct zcv_producer *p)
 	p->retired_dropped += zcv_source_dropped(old);
 	p->retired_starved += zcv_source_starved(old);
 	p->retired[slot] = old;
+	/* consumers hear it is back, then get its pool */
+	zcv_server_set_source(p->srv, true, "the capture device is back");
 	r = zcv_server_set_pool(p->srv, zcv_source_get_pool(p->src));
 	if (r == 0)
 		r = zcv_source_start(p->src);

@@ -77,6 +77,7 @@ struct queued_release {
 enum event_type {
 	EVENT_FORMAT,
 	EVENT_FRAME,
+	EVENT_SOURCE,
 };
 
 struct event {
@@ -85,6 +86,10 @@ struct event {
 	union {
 		struct zcv_client_format fmt;
 		struct zcv_client_frame frame;
+		struct {
+			bool present;
+			char reason[REASON_MAX]; /* printable */
+		} source;
 	};
 };
 
@@ -587,6 +592,19 @@ static int handle_bye(struct zcv_client *c, const struct zcv_msg_bye *m)
 	return error;
 }
 
+static int handle_status(struct zcv_client *c, const struct zcv_msg_status *m)
+{
+	struct event *ev;
+
+	/* a source comes and goes within a stream: after its first pool */
+	if (!c->cur)
+		return fail(c, -EPROTO, "STATUS before WELCOME");
+	ev = event_add(c, EVENT_SOURCE);
+	ev->source.present = !(m->flags & ZCV_STATUS_SOURCE_LOST);
+	zcv_log_sanitize(ev->source.reason, sizeof(ev->source.reason), m->reason);
+	return 0;
+}
+
 static int handle_message(struct zcv_client *c, union zcv_msg *m, int *fds, unsigned n_fds)
 {
 	switch (m->hdr.type) {
@@ -598,6 +616,8 @@ static int handle_message(struct zcv_client *c, union zcv_msg *m, int *fds, unsi
 		return handle_frame(c, &m->frame);
 	case ZCV_MSG_BYE:
 		return handle_bye(c, &m->bye);
+	case ZCV_MSG_STATUS:
+		return handle_status(c, &m->status);
 	default:
 		return fail(c, -EPROTO, "unexpected message from the producer");
 	}
@@ -756,6 +776,9 @@ static void deliver(struct zcv_client *c)
 			else
 				/* nobody looks at frames: give them straight back */
 				release_locked(c, &ev->frame);
+		} else if (ev->type == EVENT_SOURCE) {
+			if (c->result >= 0 && c->cbs.source)
+				c->cbs.source(c->data, ev->source.present, ev->source.reason);
 		} else if (c->result >= 0) {
 			c->fmt = ev->fmt;
 			c->have_fmt = true;
@@ -1085,7 +1108,7 @@ static int try_connect(struct zcv_client *c, char *reason, size_t reason_size, i
 	h.caps = c->cfg.caps;
 	memcpy(h.name, c->name, sizeof(h.name));
 	zcv_msg_hello_set_constraints(&h, &c->cfg.constraints);
-	h.flags = c->cfg.keeps_latest ? ZCV_HELLO_FLAG_KEEPS_LATEST : 0;
+	h.flags = (c->cfg.keeps_latest ? ZCV_HELLO_FLAG_KEEPS_LATEST : 0) | ZCV_HELLO_FLAG_STATUS;
 	r = zcv_msg_send(fd, &h, len, NULL, 0);
 	if (r == -EPIPE || r == -ECONNRESET) {
 		/* The producer refused us before reading anything (peer policy,

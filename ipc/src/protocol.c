@@ -21,6 +21,8 @@ size_t zcv_msg_known_size(unsigned type)
 		return sizeof(struct zcv_msg_release);
 	case ZCV_MSG_BYE:
 		return sizeof(struct zcv_msg_bye);
+	case ZCV_MSG_STATUS:
+		return sizeof(struct zcv_msg_status);
 	}
 	return 0;
 }
@@ -31,6 +33,7 @@ const char *zcv_msg_type_name(unsigned type)
 		[ZCV_MSG_HELLO] = "HELLO",     [ZCV_MSG_WELCOME] = "WELCOME",
 		[ZCV_MSG_BUFFER] = "BUFFER",   [ZCV_MSG_FRAME] = "FRAME",
 		[ZCV_MSG_RELEASE] = "RELEASE", [ZCV_MSG_BYE] = "BYE",
+		[ZCV_MSG_STATUS] = "STATUS",
 	};
 
 	if (type < ZCV_ARRAY_SIZE(names) && names[type])
@@ -155,6 +158,12 @@ int zcv_msg_validate(const void *buf, size_t len, unsigned n_fds)
 			REJECT("BYE: error %d", m->bye.error);
 		if (!nul_terminated(m->bye.reason, sizeof(m->bye.reason)))
 			REJECT("BYE: reason not NUL-terminated");
+		break;
+	case ZCV_MSG_STATUS:
+		if (m->status.flags & ~ZCV_STATUS_SOURCE_LOST)
+			REJECT("STATUS: flags 0x%x", m->status.flags);
+		if (!nul_terminated(m->status.reason, sizeof(m->status.reason)))
+			REJECT("STATUS: reason not NUL-terminated");
 		break;
 	}
 	return 0;

@@ -28,6 +28,8 @@ enum zcv_msg_type {
 	ZCV_MSG_FRAME = 4,   /* server -> client: buffer holds a frame */
 	ZCV_MSG_RELEASE = 5, /* client -> server: done with a frame */
 	ZCV_MSG_BYE = 6,     /* either way: closing, with a reason */
+	ZCV_MSG_STATUS = 7,  /* server -> client (only one that said ZCV_HELLO_FLAG_STATUS):
+			      * the source went away or came back */
 };
 
 struct zcv_msg_hdr {
@@ -39,6 +41,7 @@ _Static_assert(sizeof(struct zcv_msg_hdr) == 8, "wire header");
 
 /* HELLO flags */
 #define ZCV_HELLO_FLAG_KEEPS_LATEST (1u << 0) /* see zcv_client_config.keeps_latest */
+#define ZCV_HELLO_FLAG_STATUS (1u << 1)       /* it understands ZCV_MSG_STATUS */
 
 struct zcv_msg_hello {
 	struct zcv_msg_hdr hdr;
@@ -134,6 +137,17 @@ struct zcv_msg_bye {
 	char reason[64]; /* human-readable, NUL-terminated */
 };
 _Static_assert(sizeof(struct zcv_msg_bye) == 80, "bye");
+
+/* STATUS flags */
+#define ZCV_STATUS_SOURCE_LOST (1u << 0) /* no frames until a STATUS without it */
+
+struct zcv_msg_status {
+	struct zcv_msg_hdr hdr;
+	uint32_t flags; /* ZCV_STATUS_*; no other bit may be set */
+	uint32_t reserved;
+	char reason[64]; /* human-readable, NUL-terminated */
+};
+_Static_assert(sizeof(struct zcv_msg_status) == 80, "status");
 
 /* A consumer's constraints as HELLO carries them (max_hold is the hold;
  * alignments of 0/1 travel as 0), and back. */

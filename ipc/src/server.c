@@ -47,6 +47,7 @@ struct consumer {
 	uint64_t accepted_ns;
 	uint32_t caps;
 	bool keeps_latest; /* HELLO's ZCV_HELLO_FLAG_KEEPS_LATEST */
+	bool wants_status; /* HELLO's ZCV_HELLO_FLAG_STATUS: it may be sent STATUS */
 	bool planned;      /* admitted with others whose holds the budget held whole */
 	unsigned version;
 	struct zcv_consumer_info info;
@@ -81,6 +82,8 @@ struct zcv_server {
 	bool ended;
 	int end_error;
 	char end_reason[64];
+	bool source_lost; /* zcv_server_set_source() */
+	char source_reason[64];
 	uint64_t copied_bytes;
 	struct zcv_consumer_info departed[DEPARTED_MAX];
 	unsigned departed_next, n_departed;
@@ -378,7 +381,7 @@ static int consumer_setup_path(struct consumer *c)
 
 			/* a pool not sized for it: a deep hold asked for leaves
 			 * the next consumer at least the default one */
-			if (!c->planned && c->info.constraints.hold &&
+			if (srv->cfg.leave_room && !c->planned && c->info.constraints.hold &&
 			    g > ZCV_SERVER_DEFAULT_HOLD && left - g < ZCV_SERVER_DEFAULT_HOLD)
 				g = ZCV_MAX(ZCV_SERVER_DEFAULT_HOLD,
 					    left - ZCV_SERVER_DEFAULT_HOLD);
@@ -463,6 +466,21 @@ static int send_pool(struct consumer *c)
 }
 
 /* WELCOME + pool, then streaming. */
+/* STATUS with the source's state, to a consumer that understands it;
+ * others only see frames stop and a new generation come. */
+static int send_status(struct consumer *c)
+{
+	struct zcv_msg_status m;
+	size_t len;
+
+	if (!c->wants_status)
+		return 0;
+	len = zcv_msg_init(&m, ZCV_MSG_STATUS);
+	m.flags = c->srv->source_lost ? ZCV_STATUS_SOURCE_LOST : 0;
+	snprintf(m.reason, sizeof(m.reason), "%s", c->srv->source_reason);
+	return zcv_msg_send(c->fd, &m, len, NULL, 0);
+}
+
 static void admit(struct consumer *c)
 {
 	struct zcv_server *srv = c->srv;
@@ -474,6 +492,8 @@ static void admit(struct consumer *c)
 		return;
 	}
 	r = send_pool(c);
+	if (r == 0 && srv->source_lost)
+		r = send_status(c); /* joined while the source is away */
 	if (r < 0) {
 		consumer_dropf(c, r, false, "cannot send the pool (%s)", strerror(-r));
 		return;
@@ -527,6 +547,7 @@ static void handle_hello(struct consumer *c, const struct zcv_msg_hello *h)
 	c->version = ZCV_MIN((unsigned)h->hdr.version, (unsigned)ZCV_PROTOCOL_VERSION);
 	c->caps = h->caps;
 	c->keeps_latest = h->flags & ZCV_HELLO_FLAG_KEEPS_LATEST;
+	c->wants_status = h->flags & ZCV_HELLO_FLAG_STATUS;
 	/* zero when an older client sent the shorter HELLO (recv zero-fills) */
 	zcv_msg_hello_get_constraints(h, &c->info.constraints);
 	/* until admission grants it: what it would get with budget to spare */
@@ -1298,6 +1319,29 @@ int zcv_server_set_pool(struct zcv_server *srv, struct zcv_pool *pool)
 	}
 	leave(srv);
 	return 0;
+}
+
+void zcv_server_set_source(struct zcv_server *srv, bool present, const char *reason)
+{
+	struct consumer *c, *next;
+
+	if (srv->ended || srv->source_lost == !present)
+		return;
+	srv->depth++;
+	srv->source_lost = !present;
+	snprintf(srv->source_reason, sizeof(srv->source_reason), "%s", reason ? reason : "");
+	for (c = srv->consumers; c; c = next) {
+		int r;
+
+		next = c->next;
+		if (c->info.state != ZCV_CONSUMER_STREAMING || c->dead)
+			continue;
+		r = send_status(c);
+		if (r < 0)
+			consumer_dropf(c, r, false, "cannot send STATUS (%s)", strerror(-r));
+	}
+	timer_update(srv);
+	leave(srv);
 }
 
 void zcv_server_end(struct zcv_server *srv, int error, const char *reason)

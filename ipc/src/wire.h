@@ -21,6 +21,7 @@ union zcv_msg {
 	struct zcv_msg_frame frame;
 	struct zcv_msg_release release;
 	struct zcv_msg_bye bye;
+	struct zcv_msg_status status;
 	uint8_t raw[ZCV_MSG_MAX_SIZE];
 };
 

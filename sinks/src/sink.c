@@ -148,6 +148,14 @@ static void on_disconnected(void *data, int error, const char *reason)
 		s->run.disconnected(s->run.data, error, reason);
 }
 
+static void on_source(void *data, bool present, const char *reason)
+{
+	struct zcv_sink *s = data;
+
+	if (s->run.source)
+		s->run.source(s->run.data, present, reason);
+}
+
 int zcv_sink_create(const struct zcv_sink_ops *ops, void *data, struct zcv_sink **ret_sink)
 {
 	struct zcv_sink *s;
@@ -192,6 +200,7 @@ int zcv_sink_connect(struct zcv_sink *s, const struct zcv_client_config *cfg,
 		.frame = on_frame,
 		.closed = on_closed,
 		.disconnected = on_disconnected,
+		.source = on_source,
 	};
 	struct zcv_client *c = NULL;
 	int r;

@@ -145,6 +145,9 @@ static void run_encode(const uint8_t *payload, size_t len)
 			m.frame.index = e.index % ZCV_POOL_MAX_BUFFERS;
 		} else if (type == ZCV_MSG_RELEASE) {
 			m.release.index = e.index % ZCV_POOL_MAX_BUFFERS;
+		} else if (type == ZCV_MSG_STATUS) {
+			m.status.flags = e.error & ZCV_STATUS_SOURCE_LOST;
+			snprintf(m.status.reason, sizeof(m.status.reason), "%s", text);
 		} else {
 			/* WELCOME and BUFFER need fields init leaves at 0 */
 			FUZZ_CHECK(zcv_msg_validate(&m, n, 0) == -EPROTO, "empty %s accepted",

@@ -217,6 +217,27 @@ static void client_seeds(void)
 	SEED_BYTES(&s, FC_OP_DRAIN);
 	save("client", "backpressure", &s);
 
+	/* the source goes and comes back between frames (STATUS, raw) */
+	s.n = 0;
+	SEED_FIELDS(&s, struct fc_config, .caps = FC_CAPS_DEFAULT);
+	C_POOL(&s, .n_buffers = 0);
+	C_FRAME(&s, FC_POLICY_HOLD);
+	for (int i = 0; i < 2; i++) {
+		struct zcv_msg_status st;
+		uint16_t len = (uint16_t)sizeof(st);
+
+		init_msg(&st, sizeof(st), ZCV_MSG_STATUS);
+		st.flags = i == 0 ? ZCV_STATUS_SOURCE_LOST : 0;
+		strcpy(st.reason, i == 0 ? "camera gone" : "back");
+		SEED_BYTES(&s, FC_OP_RAW);
+		seed_put(&s, &len, sizeof(len));
+		seed_put(&s, &st, sizeof(st));
+		SEED_BYTES(&s, 0);
+	}
+	C_FRAME(&s, FC_POLICY_RELEASE);
+	SEED_OP(&s, FC_OP_RELEASE, struct fc_release, .which = 255);
+	save("client", "source-status", &s);
+
 	/* copy tier, no mapping, held at destroy, the producer hangs up */
 	s.n = 0;
 	SEED_FIELDS(&s, struct fc_config, .caps = FC_CAPS_COPY,

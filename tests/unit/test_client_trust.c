@@ -48,6 +48,11 @@ struct sink {
 	int closed_error;
 	char closed_reason[160];
 	unsigned frames_at_close;
+	/* source callbacks: 'g' gone, 'b' back, in order */
+	char sources[8];
+	unsigned n_sources;
+	unsigned frames_at_source[8];
+	char source_reason[160];
 };
 
 static void sink_format(void *data, const struct zcv_client_format *fmt)
@@ -91,11 +96,23 @@ static void sink_closed(void *data, int error, const char *reason)
 	snprintf(s->closed_reason, sizeof(s->closed_reason), "%s", reason);
 }
 
+static void sink_source(void *data, bool present, const char *reason)
+{
+	struct sink *s = data;
+
+	assert_int_equal(s->closed, 0);
+	assert_true(s->n_sources < ZCV_ARRAY_SIZE(s->sources));
+	s->frames_at_source[s->n_sources] = s->n_frames;
+	s->sources[s->n_sources++] = present ? 'b' : 'g';
+	snprintf(s->source_reason, sizeof(s->source_reason), "%s", reason);
+}
+
 static const struct zcv_client_callbacks sink_cbs = {
 	.size = sizeof(struct zcv_client_callbacks),
 	.format = sink_format,
 	.frame = sink_frame,
 	.closed = sink_closed,
+	.source = sink_source,
 };
 
 /* The fd check of every test waits for the closer thread first: fds the
@@ -170,6 +187,8 @@ static void fake_start(struct fake *f, uint32_t caps)
 	assert_int_equal(zcv_msg_read(f->fd, &m, fds, &n), (int)sizeof(struct zcv_msg_hello));
 	assert_int_equal(m.hdr.type, ZCV_MSG_HELLO);
 	assert_string_equal(m.hello.name, "victim");
+	/* it says it understands STATUS */
+	assert_true(m.hello.flags & ZCV_HELLO_FLAG_STATUS);
 }
 
 static void fake_finish(struct fake *f)
@@ -814,6 +833,67 @@ static void test_clean_end_delivers_queued_frames(void **state)
 	fake_finish(&f);
 }
 
+static void fake_status(struct fake *f, uint32_t flags, const char *reason, bool terminate)
+{
+	struct zcv_msg_status m;
+	size_t len = zcv_msg_init(&m, ZCV_MSG_STATUS);
+
+	m.flags = flags;
+	memcpy(m.reason, reason, strnlen(reason, sizeof(m.reason)));
+	if (!terminate)
+		memset(m.reason, 'x', sizeof(m.reason));
+	assert_int_equal(zcv_msg_send(f->fd, &m, len, NULL, 0), 0);
+}
+
+/* STATUS between frames is delivered in order, its reason made printable:
+ * gone after the frames before it, back before the frames after it. */
+static void test_status_delivered(void **state)
+{
+	struct fake f;
+
+	fake_start(&f, 0);
+	fake_pool(&f, ZCV_PATH_MEMFD, 4, 1);
+	fake_frame(&f, 1, 0, 1);
+	fake_status(&f, ZCV_STATUS_SOURCE_LOST, "camera \x1b[2Jgone", true);
+	fake_status(&f, 0, "back", true);
+	fake_frame(&f, 1, 1, 2);
+	assert_int_equal(zcv_client_dispatch(f.s.c), 0);
+	assert_int_equal(f.s.n_sources, 2);
+	assert_memory_equal(f.s.sources, "gb", 2);
+	assert_int_equal(f.s.frames_at_source[0], 1);
+	assert_int_equal(f.s.frames_at_source[1], 1);
+	assert_int_equal(f.s.n_frames, 2);
+	assert_string_equal(f.s.source_reason, "back");
+	assert_int_equal(f.s.closed, 0);
+	fake_finish(&f);
+}
+
+/* A hostile STATUS ends the stream with -EPROTO and a reason, and no
+ * source callback: unknown flags, a reason without its NUL, or STATUS
+ * before WELCOME. */
+static void status_refused(int how)
+{
+	struct fake f;
+
+	fake_start(&f, 0);
+	if (how != 2)
+		fake_pool(&f, ZCV_PATH_MEMFD, 4, 1);
+	fake_status(&f, how == 0 ? 0x80000001u : ZCV_STATUS_SOURCE_LOST, "gone", how != 1);
+	assert_int_equal(zcv_client_dispatch(f.s.c), -EPROTO);
+	assert_int_equal(f.s.n_sources, 0);
+	assert_int_equal(f.s.closed, 1);
+	assert_int_equal(f.s.closed_error, -EPROTO);
+	if (how == 2)
+		assert_non_null(strstr(f.s.closed_reason, "STATUS before WELCOME"));
+	fake_finish(&f);
+}
+
+static void test_status_refused(void **state)
+{
+	for (int how = 0; how < 3; how++)
+		status_refused(how);
+}
+
 /* A producer under uid 65534, in a child: serves `n` connections and
  * writes per connection 'H' (a HELLO came) or 'E' (hang-up without one)
  * into status. */
@@ -973,6 +1053,8 @@ int main(void)
 		T(test_error_end_drops_queued_frames),
 		T(test_eviction_in_one_batch),
 		T(test_clean_end_delivers_queued_frames),
+		T(test_status_delivered),
+		T(test_status_refused),
 		T(test_foreign_producer),
 		T(test_same_user_trusted),
 #undef T

@@ -42,7 +42,10 @@ struct sink {
 	bool closed;
 	int closed_error;
 	char closed_reason[64];
-	int result; /* first non-zero dispatch result */
+	int result;      /* first non-zero dispatch result */
+	char sources[8]; /* source callbacks in order: 'g' gone, 'b' back */
+	unsigned n_sources;
+	unsigned formats_at_source[8];
 };
 
 struct env {
@@ -135,11 +138,22 @@ static void sink_closed(void *data, int error, const char *reason)
 	snprintf(s->closed_reason, sizeof(s->closed_reason), "%s", reason);
 }
 
+static void sink_source(void *data, bool present, const char *reason)
+{
+	struct sink *s = data;
+
+	assert_true(s->n_sources < sizeof(s->sources));
+	assert_non_null(reason);
+	s->formats_at_source[s->n_sources] = (unsigned)s->formats;
+	s->sources[s->n_sources++] = present ? 'b' : 'g';
+}
+
 static const struct zcv_client_callbacks sink_cbs = {
 	.size = sizeof(struct zcv_client_callbacks),
 	.format = sink_format,
 	.frame = sink_frame,
 	.closed = sink_closed,
+	.source = sink_source,
 };
 
 static void layout_nv12(struct zcv_layout *l)
@@ -628,6 +642,65 @@ static int raw_next(struct env *e, int fd, union zcv_msg *m)
 		return r;
 	}
 	return -ETIME;
+}
+
+/*
+ * The source goes and comes back (zcv_server_set_source): a streaming
+ * consumer is told both; one that joins while it is away is told after
+ * its pool; saying the same twice sends nothing; a consumer whose HELLO
+ * did not say it understands STATUS (an older client) is sent none.
+ */
+static void test_source_status(void **state)
+{
+	struct sink *a, *b;
+	union zcv_msg m;
+	struct env e;
+	int fd;
+
+	env_init(&e);
+	env_start(&e, NULL, 8);
+	a = sink_connect(&e, 0, 0, 0, false);
+	pump(&e);
+	fd = raw_connect(&e, ZCV_PROTOCOL_VERSION, 1); /* flags 0 */
+	assert_true(raw_next(&e, fd, &m) > 0);
+	assert_int_equal(m.hdr.type, ZCV_MSG_WELCOME);
+	for (int i = 0; i < 8; i++) {
+		assert_true(raw_next(&e, fd, &m) > 0);
+		assert_int_equal(m.hdr.type, ZCV_MSG_BUFFER);
+	}
+	zcv_server_set_source(e.srv, false, "camera unplugged");
+	zcv_server_set_source(e.srv, false, "said twice");
+	pump(&e);
+	assert_int_equal(a->n_sources, 1);
+	assert_int_equal(a->sources[0], 'g');
+	b = sink_connect(&e, 1, 0, 0, false);
+	pump(&e);
+	assert_int_equal(b->n_sources, 1);
+	assert_int_equal(b->sources[0], 'g');
+	assert_int_equal(b->formats_at_source[0], 1); /* after its pool */
+	zcv_server_set_source(e.srv, true, "back");
+	pump(&e);
+	assert_memory_equal(a->sources, "gb", 2);
+	assert_memory_equal(b->sources, "gb", 2);
+	assert_int_equal(a->n_sources, 2);
+	/* frames go on */
+	assert_true(produce(&e, 1) >= 0);
+	pump(&e);
+	assert_int_equal(a->n_frames, 1);
+	assert_int_equal(b->n_frames, 1);
+	/* the raw consumer got the frame and nothing else */
+	assert_true(raw_next(&e, fd, &m) > 0);
+	assert_int_equal(m.hdr.type, ZCV_MSG_FRAME);
+	{
+		int fds[ZCV_MSG_MAX_FDS];
+		unsigned n = 0;
+
+		assert_int_equal(zcv_msg_read(fd, &m, fds, &n), -EAGAIN);
+	}
+	assert_int_equal(a->result, 0);
+	assert_int_equal(b->result, 0);
+	close(fd);
+	env_finish(&e);
 }
 
 static void test_hangup_reclaims(void **state)
@@ -1647,6 +1720,7 @@ int main(void)
 		T(test_hold_timeout),
 		T(test_keeps_latest),
 		T(test_hangup_reclaims),
+		T(test_source_status),
 		T(test_bad_release),
 		T(test_copy_tier),
 		T(test_addr_in_use),

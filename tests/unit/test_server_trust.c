@@ -211,7 +211,8 @@ static unsigned budget_granted(struct env *e)
 }
 
 /*
- * Pool of 7, the source keeps 2: a budget of 5. The first consumer asks
+ * leave_room (as the producer sets it). Pool of 7, the source keeps 2: a
+ * budget of 5. The first consumer asks
  * for 3 and gets 3 (2 are left for another), the second asks for 3 and
  * gets the 2 left, the third finds nothing left and gets the copy tier.
  * However hard they hold, the source keeps 2 buffers. A newcomer asking
@@ -220,7 +221,7 @@ static unsigned budget_granted(struct env *e)
  */
 static void test_budget_grants(void **state)
 {
-	struct zcv_server_config cfg = { .max_hold = 3 };
+	struct zcv_server_config cfg = { .max_hold = 3, .leave_room = true };
 	struct zcv_consumer_info ia, ib, ic, id;
 	struct sink *a, *b, *c, *d;
 	unsigned total = 0;
@@ -300,7 +301,7 @@ static void test_budget_grants(void **state)
 static void test_budget_planned(void **state)
 {
 	for (unsigned bhold = 1; bhold <= 2; bhold++) {
-		struct zcv_server_config cfg = { .defer_admission = true };
+		struct zcv_server_config cfg = { .defer_admission = true, .leave_room = true };
 		struct sink *a, *b;
 		struct env e;
 

@@ -407,8 +407,9 @@ def test_zcvsrc_kmssink(env, card):
 def test_display_rebind(env, card):
     """zcv-capture --persistent with zcv-display (vkms, PRIME import) and
     zcv-record: vivid unbound and bound again twice mid-stream. Neither
-    consumer reconnects or leaves: each gets the next pool generation
-    and goes on, the display showing frames of the last one. No pool
+    consumer reconnects or leaves: each is told the source went and came
+    back, gets the next pool generation and goes on, the display showing
+    frames of the last one. No pool
     size is given: the producer grows vivid's buffers (VIDIOC_CREATE_BUFS)
     to what the display (3), zcv-record (8) and the sample sink (the
     default, 2) ask to hold plus its own 2."""
@@ -483,6 +484,11 @@ def test_display_rebind(env, card):
           f"[{tag}] nobody was evicted: {[(x['name'], x['end_reason']) for x in c['consumers']]}")
     check(c["source_lost"] == 2 and c["source_returned"] == 2 and c["fds_at_start"] == c["fds_at_end"],
           f"[{tag}] device lost and back twice; producer fds {c['fds_at_start']} at start, {c['fds_at_end']} at end")
+    rerr = env.text("zcv-record.err")
+    check(derr.count("source gone") == 2 and derr.count("source back") == 2 and
+          rerr.count("source gone") == 2 and rerr.count("source back") == 2,
+          f"[{tag}] the producer told zcv-display and zcv-record each time the device went and came "
+          f"back: {[l for l in derr.splitlines() if 'source' in l]}")
     gens = [int(g) for g in re.findall(r"over dmabuf \(generation (\d+),", derr)]
     check(len(gens) == 3 and gens == sorted(set(gens)) and "reconnected" not in derr,
           f"[{tag}] zcv-display was given 3 generations on its one connection: {gens}")

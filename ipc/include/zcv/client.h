@@ -115,6 +115,12 @@ struct zcv_client_callbacks {
 	 * nothing). The next format callback (new stream id, a generation
 	 * above every earlier one) starts the new stream. Appended: optional. */
 	void (*disconnected)(void *data, int error, const char *reason);
+	/* The producer's source went away (present false: a camera unplugged;
+	 * the stream stays up, frames stop until it is back) or came back
+	 * (present true; a format callback with the next generation follows
+	 * before its frames). reason is printable, as for closed. Appended:
+	 * optional. */
+	void (*source)(void *data, bool present, const char *reason);
 };
 
 /* Whom the client accepts as its producer (checked with SO_PEERCRED when

@@ -60,6 +60,12 @@ struct zcv_server_config {
 	/* How long a client may take between connect() and its HELLO before
 	 * a newer connection may replace it (see handshake_quota). 0: 200 ms. */
 	uint64_t handshake_grace_ns;
+	/* Appended. true: a deep hold asked for is cut to leave the next
+	 * consumer ZCV_SERVER_DEFAULT_HOLD, unless admitted together with
+	 * others whose holds the budget covers (see "The buffer budget"):
+	 * for pools not sized for whoever comes. false: first come, first
+	 * served, as asked. */
+	bool leave_room;
 };
 
 /*
@@ -71,7 +77,7 @@ struct zcv_server_config {
  *    first served, when a consumer is admitted.
  *  - A newcomer on a zero-copy path gets min(what it asked for, or
  *    the default when it asked for 0 (see max_hold); max_hold; what is
- *    left) - except that a hold above 2 asked for is cut so that
+ *    left) - except that, with leave_room, a hold above 2 asked for is cut so that
  *    ZCV_SERVER_DEFAULT_HOLD is left for the next consumer (never below
  *    2), unless the consumer was admitted by zcv_server_admit() together
  *    with others whose holds the budget covered whole (a pool sized
@@ -184,6 +190,14 @@ int zcv_server_publish(struct zcv_server *srv, unsigned idx, const struct zcv_fr
  * buffer comes back) or until zcv_server_destroy() returned.
  * Returns 0 or -EINVAL (generation not newer, or a buffer without fds). */
 int zcv_server_set_pool(struct zcv_server *srv, struct zcv_pool *pool);
+
+/* The source went away (present false) or came back: every streaming
+ * consumer that understands it is sent STATUS, and one admitted while
+ * the source is away is sent it after its pool. Call it with present true
+ * before zcv_server_set_pool() of the source's next pool, so consumers
+ * hear the source is back before the new generation. reason: printable
+ * text, cut at 63 bytes. No-op when nothing changes or after the end. */
+void zcv_server_set_source(struct zcv_server *srv, bool present, const char *reason);
 
 /* Tells every consumer the stream ended (error 0) or failed (negative
  * errno, reason text), and stops accepting. Consumers keep their

@@ -104,13 +104,16 @@ struct zcv_sink_run_config {
 	/* Told about each format the sink took (after ops.format succeeded).
 	 * Optional. */
 	void (*format)(void *data, const struct zcv_client_format *fmt);
-	void *data; /* for format and disconnected */
+	void *data; /* for format, disconnected and source */
 	/* Appended. With zcv_client_config.reconnect.enable: the producer went
 	 * away (error and reason as the client's disconnected callback) and
 	 * the client reconnects; the run goes on (max_frames counts on over
 	 * streams) and the next format is the new stream's, given to
 	 * ops.format and to format above. Optional. */
 	void (*disconnected)(void *data, int error, const char *reason);
+	/* Appended. The producer's source went away or came back (as the
+	 * client's source callback; reason is printable). Optional. */
+	void (*source)(void *data, bool present, const char *reason);
 };
 
 /* What a sink did: zcv_sink_get_stats(). */
