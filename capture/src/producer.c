@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stddef.h>
 #include <string.h>
+#include <libgen.h>
 #include <sys/epoll.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -22,7 +24,7 @@
 #define NSEC_PER_SEC 1000000000ull
 
 /* what woke the producer's epoll fd */
-enum { TAG_TIMER = 1, TAG_SERVER, TAG_SOURCE };
+enum { TAG_TIMER = 1, TAG_SERVER, TAG_SOURCE, TAG_DEVDIR };
 
 struct zcv_producer {
 	struct zcv_producer_config cfg;
@@ -51,6 +53,8 @@ struct zcv_producer {
 	 * gave their buffers back; the needs the pool was fitted to */
 	bool source_gone;
 	uint64_t next_reopen, reopen_every;
+	int devdir_fd;         /* inotify on the device's directory while it is gone; -1 */
+	unsigned devdir_wakes; /* its events while the device was gone */
 	struct zcv_source *retired[4];
 	unsigned lost, returned;
 	uint64_t last_sequence, retired_dropped, retired_starved;
@@ -394,6 +398,7 @@ int zcv_producer_create(const struct zcv_producer_config *cfg,
 	p->data = data;
 	zcv_stats_init(&p->stats);
 	p->epfd = epoll_create1(EPOLL_CLOEXEC);
+	p->devdir_fd = -1;
 	p->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (p->epfd < 0 || p->timer_fd < 0 ||
 	    epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->timer_fd, &ev) < 0) {
@@ -489,6 +494,8 @@ void zcv_producer_destroy(struct zcv_producer *p)
 	zcv_source_destroy(p->src);
 	for (unsigned i = 0; i < ZCV_ARRAY_SIZE(p->retired); i++)
 		zcv_source_destroy(p->retired[i]);
+	if (p->devdir_fd >= 0)
+		close(p->devdir_fd);
 	if (p->timer_fd >= 0)
 		close(p->timer_fd);
 	if (p->epfd >= 0)
@@ -549,6 +556,46 @@ static bool drained(struct zcv_producer *p)
 #define REOPEN_FIRST_NS (250ull * 1000000ull)
 #define REOPEN_LATER_NS NSEC_PER_SEC
 
+/*
+ * While the device is gone, entries appearing or changing in its
+ * directory (the node, a by-id link, permissions udev sets) wake a reopen
+ * at once; the timer stays as the fallback. The directory itself may be
+ * gone too (udev removes an empty /dev/v4l/by-id): then /dev is watched.
+ */
+static void devdir_watch(struct zcv_producer *p)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = TAG_DEVDIR };
+	char path[sizeof(p->error)];
+	const char *dir;
+
+	if (p->devdir_fd >= 0 || p->cfg.source != ZCV_PRODUCER_V4L2)
+		return;
+	p->devdir_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	if (p->devdir_fd < 0)
+		return;
+	snprintf(path, sizeof(path), "%s", p->cfg.device);
+	dir = dirname(path);
+	if (inotify_add_watch(p->devdir_fd, dir, IN_CREATE | IN_ATTRIB | IN_MOVED_TO) < 0 &&
+	    inotify_add_watch(p->devdir_fd, "/dev", IN_CREATE | IN_ATTRIB | IN_MOVED_TO) < 0) {
+		close(p->devdir_fd);
+		p->devdir_fd = -1;
+		return;
+	}
+	if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->devdir_fd, &ev) < 0) {
+		close(p->devdir_fd);
+		p->devdir_fd = -1;
+	}
+}
+
+static void devdir_unwatch(struct zcv_producer *p)
+{
+	if (p->devdir_fd < 0)
+		return;
+	epoll_ctl(p->epfd, EPOLL_CTL_DEL, p->devdir_fd, NULL);
+	close(p->devdir_fd);
+	p->devdir_fd = -1;
+}
+
 /* persistent: the device went away. Consumers stay; the source stops
  * being polled and is tried again from the timer. */
 static void source_lost(struct zcv_producer *p)
@@ -564,6 +611,7 @@ static void source_lost(struct zcv_producer *p)
 	p->reopen_every = REOPEN_FIRST_NS;
 	p->next_reopen = zcv_now_ns() + p->reopen_every;
 	arm_timer(p, p->next_reopen);
+	devdir_watch(p);
 	snprintf(what, sizeof(what),
 		 "the capture device %s is gone; consumers stay connected while it is "
 		 "tried again",
@@ -634,6 +682,7 @@ static int source_reopen(struct zcv_producer *p)
 		return r;
 	}
 	p->source_gone = false;
+	devdir_unwatch(p);
 	p->returned++;
 	snprintf(what, sizeof(what),
 		 "the capture device %s is back: %ux%u, pool generation %u, from frame %llu",
@@ -648,7 +697,7 @@ static int source_reopen(struct zcv_producer *p)
 int zcv_producer_dispatch(struct zcv_producer *p)
 {
 	struct epoll_event ev[4];
-	bool server = false, source = false;
+	bool server = false, source = false, devdir = false;
 	uint64_t ticks;
 	int n, r;
 
@@ -662,6 +711,8 @@ int zcv_producer_dispatch(struct zcv_producer *p)
 			server = true;
 		else if (ev[i].data.u32 == TAG_SOURCE)
 			source = true;
+		else if (ev[i].data.u32 == TAG_DEVDIR)
+			devdir = true;
 		else if (read(p->timer_fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
 			zcv_debug("producer: timerfd read: %s", strerror(errno));
 	}
@@ -677,6 +728,16 @@ int zcv_producer_dispatch(struct zcv_producer *p)
 			    "cannot start the source %s: %s", source_name(p),
 			    strerror(-p->start_error));
 	retired_collect(p);
+	if (devdir) {
+		char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+
+		while (read(p->devdir_fd, buf, sizeof(buf)) > 0)
+			;
+		if (p->source_gone) {
+			p->next_reopen = ZCV_MIN(p->next_reopen, zcv_now_ns());
+			p->devdir_wakes++;
+		}
+	}
 	if (p->source_gone && !p->draining && zcv_now_ns() >= p->next_reopen) {
 		r = source_reopen(p);
 		if (r < 0)
@@ -891,5 +952,6 @@ void zcv_producer_stats(struct zcv_producer *p, struct zcv_stats *ret_stats, str
 	zcv_json_kv_uint(j, "source_starved", zcv_source_starved(p->src) + p->retired_starved);
 	zcv_json_kv_uint(j, "source_lost", p->lost);
 	zcv_json_kv_uint(j, "source_returned", p->returned);
+	zcv_json_kv_uint(j, "source_dir_events", p->devdir_wakes);
 	zcv_json_kv_string(j, "allocation", p->alloc);
 }

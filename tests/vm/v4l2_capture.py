@@ -77,19 +77,26 @@ def capture_run(env, dev, api, size, fmt, tag):
     check(c["fps"] >= 30, f"[{tag}] measured {c['fps']:.1f} fps (sanity floor 30; nominal 60)")
     check(c["fds_at_start"] == c["fds_at_end"], f"[{tag}] no fd leaked in the producer")
 
-    produced = read_sums(sums)
+    # Whether the sample sink (it checksums every 2-4 MB frame) keeps up
+    # under emulation depends on the host's load; the producer never waits
+    # for it: every frame is sent to it or counted as skipped, and what it
+    # got is what was captured, in order.
+    produced = dict(read_sums(sums))
     got = [(s, hsh) for s, hsh, _ in parse_print_sink(env.text(f"{tag}.print"))]
-    check([s for s, _ in got] == [s for s, _ in produced],
-          f"[{tag}] sample sink saw every frame the driver delivered ({len(got)}), in order")
-    bad = [s for (s, a), (_, b) in zip(got, produced) if a != b]
+    ps = consumer_by_name(c, "print-sink")
+    seqs = [s for s, _ in got]
+    check(len(got) == ps["frames_sent"] and ps["frames_sent"] + ps["skipped"] == FRAMES
+          and seqs == sorted(set(seqs)),
+          f"[{tag}] sample sink got the {len(got)} frames sent to it, in order; skipped {ps['skipped']} "
+          f"of {FRAMES}")
+    bad = [s for s, h in got if produced.get(s) != h]
     check(not bad, f"[{tag}] sample sink's checksums equal the producer's for every sequence (bad: {bad[:5]})")
 
     r = env.json(f"{tag}.rec.json")
     check(r["frames"] == FRAMES and r["copied_bytes"] == 0 and r["path"] == "dmabuf"
           and r["written_bytes"] == FRAMES * int(w) * int(h) * (4 if fmt == "YUYV" else 3) // 2,
           f"[{tag}] zcv-record got all {FRAMES} frames zero-copy and wrote {r['written_bytes']} bytes")
-    for name in ("print-sink", "zcv-record"):
-        check(consumer_by_name(c, name)["skipped"] == 0, f"[{tag}] {name} never skipped")
+    check(consumer_by_name(c, "zcv-record")["skipped"] == 0, f"[{tag}] zcv-record never skipped")
     s = env.json(f"{tag}.slow.json")
     check(consumer_by_name(c, "slow")["skipped"] > 0 and s["out_of_order"] == 0,
           f"[{tag}] slow holder skipped {consumer_by_name(c, 'slow')['skipped']} times, in order, stalled nobody")
@@ -242,6 +249,9 @@ def test_persistent(env, inst, size, fmt):
     print("  " + "\n  ".join(l for l in err.splitlines() if "is gone" in l or "is back" in l))
     check(c["source_lost"] == 2 and c["source_returned"] == 2,
           f"[{tag}] the producer lost and regained the device twice ({c['source_lost']}/{c['source_returned']})")
+    check(c["source_dir_events"] >= 2,
+          f"[{tag}] inotify on the device's directory saw the node come back each time "
+          f"({c['source_dir_events']} events while it was gone)")
     check(c["fds_at_start"] == c["fds_at_end"],
           f"[{tag}] producer fds at start {c['fds_at_start']} == at end {c['fds_at_end']}")
     text = env.text(f"{tag}.print")
