@@ -16,7 +16,9 @@ PKGS=(build-essential cmake pkg-config python3 libdrm-dev libv4l-dev uuid-dev li
 	# and the libav H.264 decoder for its loopback test
 	libgstrtspserver-1.0-dev gstreamer1.0-rtsp gstreamer1.0-plugins-ugly gstreamer1.0-libav
 	# the real-kernel tests: QEMU, the guest's initramfs, out-of-tree modules
-	qemu-system-x86 busybox-static cpio kmod xz-utils bc libelf-dev libssl-dev v4l-utils)
+	qemu-system-x86 busybox-static cpio kmod xz-utils bc libelf-dev libssl-dev v4l-utils
+	# zcv-bench: the PipeWire case (daemon, pw-link, pw_stream peers) and syscall counts
+	pipewire pipewire-bin libpipewire-0.3-dev strace)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

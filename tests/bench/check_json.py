@@ -31,7 +31,7 @@ def main():
         except json.JSONDecodeError as e:
             fail(f"{path} is not valid JSON: {e}")
 
-    for key in ("machine", "config", "runs", "gstreamer", "targets"):
+    for key in ("machine", "config", "runs", "gstreamer", "pipewire", "syscalls", "targets"):
         if key not in doc:
             fail(f"missing '{key}'")
     runs = doc["runs"]
@@ -52,7 +52,7 @@ def main():
             fail(f"zero-copy run copied bytes: {r}")
         if r["mode"] == "copy" and r["copied_bytes"] == 0:
             fail(f"copy run copied nothing: {r}")
-        if r["mode"] != "copy" and r["group"] != "paced60" and "vs_copy" not in r:
+        if r["mode"] != "copy" and r["group"] == "matrix" and "vs_copy" not in r:
             fail(f"no ratio to the copy tier: {r}")
         if r["dropped"] or r["skipped"]:
             fail(f"frames dropped: {r}")
@@ -61,8 +61,32 @@ def main():
     for g in doc["gstreamer"]:
         if not g["ok"]:
             fail(f"GStreamer run failed: {g}")
+    # PipeWire is optional (not built, not installed): then it says why
+    pw = doc["pipewire"]
+    if pw["skipped"] is None and not pw["runs"]:
+        fail("PipeWire neither run nor skipped")
+    for p in pw["runs"]:
+        w = p["pipewire"]
+        if not w["ok"]:
+            fail(f"PipeWire run failed: {p}")
+        if not w["memfd"] or w["sent"] <= 0 or not 0 < w["delivered"] <= w["sent"] * p["consumers"]:
+            fail(f"PipeWire run delivered nothing or not memfd: {p}")
+        if w["producer_cpu_us_per_frame"] <= 0 or w["latency_us"]["p50"] <= 0:
+            fail(f"empty PipeWire figures: {p}")
+        z = p["zcv"]
+        # zcv's pool caps its consumers (ZCV_POOL_MAX_BUFFERS): such a run says so
+        if not z["ok"] and "consumers need a pool" not in z.get("error", ""):
+            fail(f"zcv run next to PipeWire failed: {p}")
+    for sc in doc["syscalls"]:
+        for side in ("zcv", "pipewire"):
+            v = sc[side]
+            # strace may fail to attach (reported, not fatal): a count made is sane
+            if v is not None and v["ok"] and (v["producer"] <= 0 or v["consumer"] <= 0):
+                fail(f"bad syscall count for {side}: {sc}")
     print(f"check_json: {path}: {len(runs)} runs, {len(doc['gstreamer'])} GStreamer sizes, "
-          f"{len(doc['targets'])} targets: OK")
+          f"{len(pw['runs'])} PipeWire runs"
+          f"{' (skipped: ' + pw['skipped'] + ')' if pw['skipped'] else ''}, "
+          f"{len(doc['syscalls'])} syscall counts, {len(doc['targets'])} targets: OK")
 
 
 if __name__ == "__main__":

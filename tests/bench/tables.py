@@ -3,8 +3,14 @@
 """Markdown tables of a zcv-bench JSON file, as used in docs/PERFORMANCE.md.
 
     tests/bench/tables.py docs/performance.json
+    tests/bench/tables.py RUN1.json RUN2.json RUN3.json   # + min/median/max over runs
+
+With several files the tables are those of the first, followed by the
+zcv / PipeWire ratios and syscall counts as min / median / max over the
+files: every ratio is taken within one run, then summarised.
 """
 import json
+import statistics
 import sys
 
 
@@ -108,11 +114,109 @@ def main():
               f"({f(ph['producer_cpu_us_per_frame'])} µs per frame), consumers {f(ph['consumer_cpu_us_per_frame'])} µs per frame each; "
               f"latency p50 {f(ph['latency_us']['p50'])} µs, p99 {f(ph['latency_us']['p99'])} µs, max {f(ph['latency_us']['max'], 0)} µs")
 
+    pipewire_tables(doc)
+
     print("\n### Targets\n")
     print("| target | value | limit | met | note |")
     print("|---|---|---|---|---|")
     for t in doc["targets"]:
         print(f"| {t['name']} | {t['value']:.3f} | {t['op']} {t['limit']} | {'yes' if t['met'] else '**no**'} | {t['note']} |")
+    if len(sys.argv) > 2:
+        summary([json.load(open(p)) for p in sys.argv[1:]])
+
+
+def pw_rows(doc):
+    """(size, n, fps) -> (pipewire, zcv) of the runs that both succeeded."""
+    out = {}
+    for p in doc.get("pipewire", {}).get("runs", []):
+        if p["pipewire"]["ok"] and p["zcv"]["ok"]:
+            out[(p["width"], p["height"], p["consumers"], p["fps"])] = (p["pipewire"], p["zcv"])
+    return out
+
+
+def zcv_side(z):
+    ph = z.get("paced") or z["lockstep"]
+    return ph["producer_cpu_us_per_frame"], ph["consumer_cpu_us_per_frame"], ph["latency_us"]
+
+
+def ratios(pw, z):
+    zp, zc, zl = zcv_side(z)
+    return (zp / pw["producer_cpu_us_per_frame"] if pw["producer_cpu_us_per_frame"] else 0,
+            zc / pw["consumer_cpu_us_per_frame"] if pw["consumer_cpu_us_per_frame"] else 0,
+            zl["p50"] / pw["latency_us"]["p50"] if pw["latency_us"]["p50"] else 0)
+
+
+def pipewire_tables(doc):
+    pw = doc.get("pipewire")
+    if not pw:
+        return
+    if pw["skipped"]:
+        print(f"\n### PipeWire\n\nskipped: {pw['skipped']}")
+        return
+    print("\n### zcv vs PipeWire (zero-copy memfd, header write/read per frame, free placement; "
+          "fps 0 = unpaced: PipeWire cycle after cycle, zcv lockstep)\n")
+    print("| size | n | fps | PipeWire prod / cons / daemon µs | PipeWire p50 / p99 µs | PipeWire delivered | "
+          "zcv prod / cons µs | zcv p50 / p99 µs | zcv ÷ PipeWire prod | cons | p50 |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for p in pw["runs"]:
+        w, z = p["pipewire"], p["zcv"]
+        head = f"| {p['width']}x{p['height']} | {p['consumers']} | {p['fps']} |"
+        if not w["ok"]:
+            print(head + f" failed: {w['error']} |" + " |" * 7)
+            continue
+        got = 100.0 * w["delivered"] / (w["sent"] * p["consumers"])
+        cells = (f" {f(w['producer_cpu_us_per_frame'])} / {f(w['consumer_cpu_us_per_frame'])} / "
+                 f"{f(w['daemon_cpu_us_per_frame'])} | {f(w['latency_us']['p50'])} / "
+                 f"{f(w['latency_us']['p99'])} | {f(got)} % |")
+        if z["ok"]:
+            zp, zc, zl = zcv_side(z)
+            rp, rc, rl = ratios(w, z)
+            cells += (f" {f(zp)} / {f(zc)} | {f(zl['p50'])} / {f(zl['p99'])} | {f(rp, 2)} | "
+                      f"{f(rc, 2)} | {f(rl, 2)} |")
+        else:
+            cells += f" n/a: {z['error']} | | | | |"
+        print(head + cells)
+    sc = doc.get("syscalls", [])
+    if sc:
+        print("\n### Syscalls per frame (strace -f -c over the measured frames, 1 consumer)\n")
+        print("| size | fps | zcv producer | zcv consumer | PipeWire producer | PipeWire consumer |")
+        print("|---|---|---|---|---|---|")
+        for r in sc:
+            z, w = r["zcv"], r["pipewire"]
+            zc = f"{f(z['producer'], 2)} | {f(z['consumer'], 2)}" if z["ok"] else "failed | failed"
+            wc = (f"{f(w['producer'], 2)} | {f(w['consumer'], 2)}" if w and w["ok"] else
+                  "- | -")
+            print(f"| {r['width']}x{r['height']} | {r['fps']} | {zc} | {wc} |")
+
+
+def summary(docs):
+    def mmm(vals):
+        return f"{min(vals):.2f} / {statistics.median(vals):.2f} / {max(vals):.2f}"
+
+    print(f"\n### Over {len(docs)} runs: min / median / max (each ratio within one run)\n")
+    keys = sorted(set.intersection(*[set(pw_rows(d)) for d in docs]))
+    if keys:
+        print("| size | n | fps | zcv ÷ PipeWire prod CPU | cons CPU | p50 | PipeWire delivered % |")
+        print("|---|---|---|---|---|---|---|")
+        for k in keys:
+            rs = [ratios(*pw_rows(d)[k]) for d in docs]
+            got = [100.0 * pw_rows(d)[k][0]["delivered"] / (pw_rows(d)[k][0]["sent"] * k[2])
+                   for d in docs]
+            print(f"| {k[0]}x{k[1]} | {k[2]} | {k[3]} | {mmm([r[0] for r in rs])} | "
+                  f"{mmm([r[1] for r in rs])} | {mmm([r[2] for r in rs])} | {mmm(got)} |")
+    rows = {}
+    for d in docs:
+        for r in d.get("syscalls", []):
+            for side in ("zcv", "pipewire"):
+                v = r[side]
+                if v and v["ok"]:
+                    for who in ("producer", "consumer"):
+                        rows.setdefault((r["fps"], side, who), []).append(v[who])
+    if rows:
+        print("\n| fps | case | side | syscalls per frame |")
+        print("|---|---|---|---|")
+        for (fps, side, who), vals in sorted(rows.items()):
+            print(f"| {fps} | {side} | {who} | {mmm(vals)} |")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <poll.h>
 #include <sched.h>
@@ -38,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -51,9 +53,11 @@
 #include <zcv/server.h>
 #include <zcv/stats.h>
 
+#include "bench-peer.h"
+
 #define TOOL "zcv-bench"
 #define PHASE2_SEQ 1000000000ull
-#define MAX_CONSUMERS 16
+#define MAX_CONSUMERS 64
 #define NSEC 1000000000ull
 
 enum mode { MODE_ZEROCOPY = 0, MODE_COPY, MODE_MAPFRAME, MODE_COUNT };
@@ -117,6 +121,8 @@ struct cons_report {
 	int32_t path;
 	int32_t error;
 	uint64_t n_lat;
+	int64_t syscalls; /* strace count over the traced frames of phase 2, or -1 */
+	uint64_t traced;
 	/* followed by n_lat uint64_t latency samples (ns) of phase 2 */
 };
 #define REPORT_MAGIC 0x7a637662656e6368ull
@@ -132,6 +138,8 @@ struct cons {
 	struct cons_report rep;
 	uint64_t *lat;
 	size_t n_lat, cap_lat;
+	const char *strace_out;
+	pid_t strace_pid;
 	int error;
 };
 
@@ -184,6 +192,12 @@ static void cons_frame(void *data, const struct zcv_client_frame *f)
 		c->c1 = cpu_ns();
 	}
 	if (!c->p2 && f->sequence >= PHASE2_SEQ) {
+		if (c->strace_out) {
+			/* no count (reported as such) rather than no run */
+			c->strace_pid = bench_trace_start(c->strace_out);
+			if (c->strace_pid < 0)
+				c->strace_pid = 0;
+		}
 		c->p2 = true;
 		c->c2 = cpu_ns();
 		/* the jump to PHASE2_SEQ is ours, not a drop */
@@ -192,7 +206,20 @@ static void cons_frame(void *data, const struct zcv_client_frame *f)
 	c->last_seq = f->sequence;
 	c->rep.frames_total++;
 	if (f->sequence >= PHASE2_SEQ) {
+		uint64_t lat = f->received_ns - f->timestamp_ns;
+
+		/* the per-frame work of every case (bench-peer.h): read the
+		 * producer's header back; latency from its timestamp */
+		if (f->planes[0]) {
+			struct bench_hdr h;
+
+			if (!bench_hdr_read(f->planes[0], &h) || h.seq != f->sequence)
+				c->error = -EBADMSG;
+			lat = bench_clock_ns(CLOCK_MONOTONIC) - h.ts_ns;
+		}
 		c->rep.n2++;
+		if (c->strace_pid > 0)
+			c->rep.traced++;
 		if (c->n_lat == c->cap_lat) {
 			size_t cap = c->cap_lat ? 2 * c->cap_lat : 4096;
 			uint64_t *n = realloc(c->lat, cap * sizeof(*n));
@@ -203,7 +230,7 @@ static void cons_frame(void *data, const struct zcv_client_frame *f)
 			}
 		}
 		if (c->n_lat < c->cap_lat)
-			c->lat[c->n_lat++] = f->received_ns - f->timestamp_ns;
+			c->lat[c->n_lat++] = lat;
 	} else if (c->p1) {
 		c->rep.n1++;
 	}
@@ -220,6 +247,11 @@ static void cons_frame(void *data, const struct zcv_client_frame *f)
 	if (f->flags & ZCV_FRAME_FLAG_LAST) {
 		c->c3 = cpu_ns();
 		c->done = true;
+		if (c->strace_pid > 0) {
+			bench_trace_stop(c->strace_pid);
+			c->rep.syscalls = bench_trace_total(c->strace_out);
+			c->strace_pid = 0;
+		}
 	}
 }
 
@@ -234,7 +266,7 @@ static void cons_closed(void *data, int error, const char *reason)
 
 static int consumer_main(int argc, char **argv)
 {
-	/* --consumer SOCKET REPORT MODE TOUCH CPU WARMUP MAXHOLD */
+	/* --consumer SOCKET REPORT MODE TOUCH CPU WARMUP MAXHOLD [STRACE_OUT] */
 	struct cons c = { 0 };
 	struct zcv_client_config cfg = { .size = sizeof(struct zcv_client_config),
 					 .name = "zcv-bench" };
@@ -242,8 +274,10 @@ static int consumer_main(int argc, char **argv)
 	FILE *f;
 	int r;
 
-	if (argc != 9)
+	if (argc != 9 && argc != 10)
 		return 2;
+	c.strace_out = argc == 10 ? argv[9] : NULL;
+	c.rep.syscalls = -1;
 	c.mode = (enum mode)atoi(argv[4]);
 	c.touch = (enum touch)atoi(argv[5]);
 	if (pin_to(atoi(argv[6])) < 0)
@@ -277,6 +311,7 @@ static int consumer_main(int argc, char **argv)
 		if (r != 0)
 			break;
 	}
+	bench_trace_stop(c.strace_pid);
 	c.rep.magic = REPORT_MAGIC;
 	c.rep.cpu1_ns = c.p1 && c.p2 ? c.c2 - c.c1 : 0;
 	c.rep.cpu2_ns = c.p2 && c.c3 ? c.c3 - c.c2 : 0;
@@ -307,6 +342,8 @@ struct run_cfg {
 	unsigned min1, max1, min2, max2;
 	unsigned paced_fps; /* phase 2 paced at this rate instead of lockstep */
 	const char *group;  /* which part of the report */
+	bool strace;        /* count syscalls of phase 2 (CPU figures then void) */
+	bool allow_skip;    /* paced: a consumer at its hold limit is skipped, counted */
 };
 
 struct run_res {
@@ -321,7 +358,16 @@ struct run_res {
 	double p50_us, p99_us, max_us;
 	uint64_t dropped, skipped, copied_bytes;
 	const char *path;
+	double prod_syscalls, cons_syscalls; /* per frame, phase 2, traced runs; -1: none */
+	uint64_t delivered2;                 /* phase 2 frames all consumers got */
 };
+
+/* A zero-copy consumer is granted holds out of the pool minus a reserve of
+ * 2, at least one each: the pool's size caps how many consumers fit. */
+static bool zcv_fits(unsigned n_cons)
+{
+	return n_cons + 2 <= ZCV_POOL_MAX_BUFFERS;
+}
 
 struct producer {
 	struct zcv_server *srv;
@@ -420,8 +466,18 @@ static int run_one(const struct run_cfg *rc, unsigned n_buffers, struct run_res 
 	unsigned hold = ZCV_MIN(n_buffers, (ZCV_POOL_MAX_BUFFERS - 2) / rc->n_cons);
 	unsigned pool_n = rc->n_cons * hold + 2;
 
+	pid_t trace = 0;
+	char trace_out[96] = "";
+
 	memset(res, 0, sizeof(*res));
+	res->prod_syscalls = res->cons_syscalls = -1;
 	zcv_latency_init(&lat, 0);
+	if (!zcv_fits(rc->n_cons)) {
+		snprintf(res->error, sizeof(res->error),
+			 "%u consumers need a pool of %u buffers, at most %d", rc->n_cons,
+			 rc->n_cons + 2, ZCV_POOL_MAX_BUFFERS);
+		return -E2BIG;
+	}
 	sched_getaffinity(0, sizeof(saved_mask), &saved_mask);
 	if (!mkdtemp(dir)) {
 		snprintf(res->error, sizeof(res->error), "mkdtemp: %s", strerror(errno));
@@ -455,7 +511,7 @@ static int run_one(const struct run_cfg *rc, unsigned n_buffers, struct run_res 
 		goto out;
 	}
 	for (unsigned i = 0; i < rc->n_cons; i++) {
-		char mode[8], touch[8], cpu[8], warm[24], hold_s[8];
+		char mode[8], touch[8], cpu[8], warm[24], hold_s[8], tr[96];
 
 		snprintf(rep[i], sizeof(rep[i]), "%s/c%u", dir, i);
 		snprintf(mode, sizeof(mode), "%d", rc->mode);
@@ -463,10 +519,14 @@ static int run_one(const struct run_cfg *rc, unsigned n_buffers, struct run_res 
 		snprintf(cpu, sizeof(cpu), "%d", rc->cons_cpu);
 		snprintf(warm, sizeof(warm), "%" PRIu64, warmup);
 		snprintf(hold_s, sizeof(hold_s), "%u", hold);
+		snprintf(tr, sizeof(tr), "%s/c%u.strace", dir, i);
 		pids[i] = fork();
 		if (pids[i] == 0) {
-			char *args[] = { "zcv-bench", "--consumer", sock, rep[i], mode,
-					 touch,       cpu,          warm, hold_s, NULL };
+			char *args[] = {
+				"zcv-bench", "--consumer", sock, rep[i], mode,
+				touch,       cpu,          warm, hold_s, rc->strace ? tr : NULL,
+				NULL
+			};
 
 			execv("/proc/self/exe", args);
 			_exit(127);
@@ -513,6 +573,7 @@ static int run_one(const struct run_cfg *rc, unsigned n_buffers, struct run_res 
 			b = zcv_pool_acquire(p.pool);
 			if (!b)
 				break;
+			bench_hdr_write(zcv_buffer_plane(p.pool, b, 0), seq, false);
 			r = zcv_server_publish(
 				p.srv, b->index,
 				&(struct zcv_frame_meta){ .sequence = seq,
@@ -549,6 +610,12 @@ static int run_one(const struct run_cfg *rc, unsigned n_buffers, struct run_res 
 			goto out;
 		}
 		dispatch_wait(&p, 100);
+	}
+	if (rc->strace) {
+		snprintf(trace_out, sizeof(trace_out), "%s/p.strace", dir);
+		trace = bench_trace_start(trace_out);
+		if (trace < 0)
+			trace = 0; /* no count, reported as such */
 	}
 	t2 = mono_ns();
 	c2 = cpu_ns();
@@ -591,19 +658,22 @@ static int run_one(const struct run_cfg *rc, unsigned n_buffers, struct run_res 
 			r = -EIO;
 			goto out;
 		}
+		bench_hdr_write(zcv_buffer_plane(p.pool, b, 0), PHASE2_SEQ + i, last);
 		r = zcv_server_publish(
 			p.srv, b->index,
 			&(struct zcv_frame_meta){ .sequence = PHASE2_SEQ + i,
 						  .timestamp_ns = mono_ns(),
 						  .flags = last ? ZCV_FRAME_FLAG_LAST : 0 });
-		if (r != (int)rc->n_cons) {
+		if (r < 0 || (r != (int)rc->n_cons && !rc->allow_skip)) {
 			snprintf(res->error, sizeof(res->error), "phase 2 frame reached %d of %u",
 				 r, rc->n_cons);
 			r = -EIO;
 			goto out;
 		}
 		f2++;
-		if (tfd < 0 || last) {
+		/* traced: the consumer attaches strace on the first frame of the
+		 * phase; paced frames meanwhile would find it at its hold limit */
+		if (tfd < 0 || last || (rc->strace && i == 0)) {
 			deadline = mono_ns() + 30 * NSEC;
 			while (zcv_pool_count(p.pool, ZCV_BUFFER_LENT) ||
 			       (rc->mode == MODE_COPY && max_held(&p) > 0)) {
@@ -621,6 +691,11 @@ static int run_one(const struct run_cfg *rc, unsigned n_buffers, struct run_res 
 	}
 	t3 = mono_ns();
 	c3 = cpu_ns();
+	if (trace > 0) {
+		bench_trace_stop(trace);
+		trace = 0;
+		res->prod_syscalls = (double)bench_trace_total(trace_out) / (double)f2;
+	}
 	res->copied_bytes = zcv_server_copied_bytes(p.srv);
 	{
 		struct zcv_consumer_info ci[MAX_CONSUMERS + 64];
@@ -656,7 +731,8 @@ static int run_one(const struct run_cfg *rc, unsigned n_buffers, struct run_res 
 		}
 		if (f)
 			fclose(f);
-		if (!good || cr.error || cr.n1 != f1 || cr.n2 != f2) {
+		if (!good || cr.error || cr.n1 != f1 ||
+		    (rc->allow_skip ? cr.n2 > f2 || !cr.n2 : cr.n2 != f2)) {
 			snprintf(res->error, sizeof(res->error),
 				 "consumer %u: bad report (frames %" PRIu64 "/%" PRIu64
 				 " of %" PRIu64 "/%" PRIu64 ", error %d)",
@@ -665,8 +741,12 @@ static int run_one(const struct run_cfg *rc, unsigned n_buffers, struct run_res 
 			r = -EIO;
 			goto out;
 		}
+		if (rc->strace && cr.syscalls >= 0 && cr.traced)
+			res->cons_syscalls = ZCV_MAX(res->cons_syscalls, 0) +
+					     (double)cr.syscalls / (double)cr.traced / rc->n_cons;
 		cons1 += us_per(cr.cpu1_ns, cr.n1) / rc->n_cons;
 		cons2 += us_per(cr.cpu2_ns, cr.n2) / rc->n_cons;
+		res->delivered2 += cr.n2;
 		res->dropped += cr.dropped;
 	}
 	res->ok = true;
@@ -688,12 +768,20 @@ out:
 		if (pids[i] > 0)
 			kill(pids[i], SIGTERM);
 	wait_children(pids, rc->n_cons, 5000);
+	bench_trace_stop(trace);
 	if (tfd >= 0)
 		close(tfd);
 	zcv_server_destroy(p.srv);
 	zcv_pool_destroy(p.pool);
-	for (unsigned i = 0; i < rc->n_cons; i++)
+	for (unsigned i = 0; i < rc->n_cons; i++) {
+		char tr[96];
+
+		snprintf(tr, sizeof(tr), "%s/c%u.strace", dir, i);
+		unlink(tr);
 		unlink(rep[i]);
+	}
+	if (rc->strace)
+		unlink(trace_out);
 	unlink(sock);
 	rmdir(dir);
 	sched_setaffinity(0, sizeof(saved_mask), &saved_mask);
@@ -711,18 +799,24 @@ struct gst_proc {
 	bool done;
 };
 
+/* In a forked child: stdout and stderr to /dev/null. */
+static void quiet_child(void)
+{
+	int nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+	if (nul >= 0) {
+		dup2(nul, 1);
+		dup2(nul, 2);
+	}
+}
+
 static int gst_spawn(struct gst_proc *gp, const char *cmd)
 {
 	memset(gp, 0, sizeof(*gp));
 	gp->start_ns = mono_ns();
 	gp->pid = fork();
 	if (gp->pid == 0) {
-		int nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
-
-		if (nul >= 0) {
-			dup2(nul, 1);
-			dup2(nul, 2);
-		}
+		quiet_child();
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
 		_exit(127);
 	}
@@ -885,6 +979,536 @@ static void gst_measure(uint32_t w, uint32_t h, unsigned n, int cpu_prod, int cp
 	}
 }
 
+/* ------------------------------------------------------------- PipeWire */
+
+/*
+ * A private PipeWire daemon: no session manager, nothing but the native
+ * protocol, client nodes (pw_stream), the link factory (pw-link) and a
+ * dummy driver, so the graph runs without a sound card. Its runtime
+ * directory (socket) and config live in a temporary directory; only the
+ * peers' environment points at it.
+ */
+struct pw_daemon {
+	pid_t pid;
+	char dir[64], run[80];
+	char peer[PATH_MAX];
+};
+
+static const char pw_conf[] =
+	"context.properties = {\n"
+	"    core.daemon = true\n"
+	"    core.name = pipewire-0\n"
+	"    link.max-buffers = 16\n"
+	"    mem.allow-mlock = false\n"
+	"}\n"
+	"context.spa-libs = {\n"
+	"    support.* = support/libspa-support\n"
+	"}\n"
+	"context.modules = [\n"
+	"    { name = libpipewire-module-protocol-native }\n"
+	"    { name = libpipewire-module-client-node }\n"
+	/* without it clients are never granted permissions and hang */
+	"    { name = libpipewire-module-access }\n"
+	"    { name = libpipewire-module-adapter }\n"
+	"    { name = libpipewire-module-link-factory }\n"
+	"    { name = libpipewire-module-spa-node-factory }\n"
+	"]\n"
+	"context.objects = [\n"
+	"    { factory = spa-node-factory\n"
+	"        args = { factory.name = support.node.driver node.name = Dummy-Driver\n"
+	"                 priority.driver = 1000 } }\n"
+	"]\n";
+
+static void pw_env(const struct pw_daemon *d)
+{
+	setenv("XDG_RUNTIME_DIR", d->run, 1);
+	setenv("PIPEWIRE_RUNTIME_DIR", d->run, 1);
+	unsetenv("PIPEWIRE_REMOTE");
+}
+
+/* Returns 0, or -ENOENT with why in `why` when PipeWire cannot run. */
+static int pw_daemon_start(struct pw_daemon *d, char *why, size_t why_size)
+{
+	char path[160], self[PATH_MAX - 16], *slash;
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	uint64_t deadline;
+	struct stat st;
+	FILE *f;
+
+	memset(d, 0, sizeof(*d));
+	if (n <= 0)
+		return -ENOENT;
+	self[n] = 0;
+	slash = strrchr(self, '/');
+	*slash = 0;
+	snprintf(d->peer, sizeof(d->peer), "%s/zcv-bench-pw", self);
+	if (access(d->peer, X_OK) < 0) {
+		snprintf(why, why_size,
+			 "zcv-bench-pw not built (no libpipewire-0.3 at build time)");
+		return -ENOENT;
+	}
+	if (system("command -v pipewire >/dev/null && command -v pw-link >/dev/null") != 0) {
+		snprintf(why, why_size, "pipewire or pw-link not installed");
+		return -ENOENT;
+	}
+	snprintf(d->dir, sizeof(d->dir), "/tmp/zcv-bench-pw-XXXXXX");
+	if (!mkdtemp(d->dir))
+		return -errno;
+	snprintf(d->run, sizeof(d->run), "%s/run", d->dir);
+	mkdir(d->run, 0700);
+	snprintf(path, sizeof(path), "%s/pipewire.conf", d->dir);
+	f = fopen(path, "we");
+	if (!f || fputs(pw_conf, f) < 0 || fclose(f) != 0)
+		return -EIO;
+	d->pid = fork();
+	if (d->pid == 0) {
+		quiet_child();
+		/* no daemon left behind when zcv-bench is killed */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		pw_env(d);
+		setenv("PIPEWIRE_CONFIG_DIR", d->dir, 1);
+		setenv("PIPEWIRE_CONFIG_NAME", "pipewire.conf", 1);
+		execlp("pipewire", "pipewire", (char *)NULL);
+		_exit(127);
+	}
+	if (d->pid < 0)
+		return -errno;
+	snprintf(path, sizeof(path), "%s/pipewire-0", d->run);
+	deadline = mono_ns() + 5 * NSEC;
+	while (stat(path, &st) < 0) {
+		if (mono_ns() > deadline || any_child_died(&d->pid, 1)) {
+			snprintf(why, why_size, "the PipeWire daemon did not start");
+			return -ENOENT;
+		}
+		usleep(1000);
+	}
+	return 0;
+}
+
+static void rm_dir(const char *dir)
+{
+	DIR *dd = opendir(dir);
+	struct dirent *de;
+
+	while (dd && (de = readdir(dd))) {
+		char path[400];
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (unlink(path) < 0 && errno == EISDIR)
+			rm_dir(path);
+	}
+	if (dd)
+		closedir(dd);
+	rmdir(dir);
+}
+
+static void pw_daemon_stop(struct pw_daemon *d)
+{
+	if (d->pid > 0) {
+		kill(d->pid, SIGTERM);
+		wait_children(&d->pid, 1, 5000);
+	}
+	if (d->dir[0])
+		rm_dir(d->dir);
+}
+
+/* utime + stime of a process from /proc (all its threads), ns */
+static uint64_t proc_cpu_ns(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut = 0, st = 0;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	p = strrchr(buf, ')'); /* comm may hold spaces */
+	if (!p ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return 0;
+	return (ut + st) * (NSEC / (uint64_t)sysconf(_SC_CLK_TCK));
+}
+
+struct pw_cfg {
+	uint32_t w, h;
+	unsigned n_cons;
+	unsigned fps; /* 0: unpaced (next cycle when the graph completed one) */
+	unsigned frames, warmup;
+	bool strace;
+};
+
+struct pw_res {
+	bool ok;
+	char error[160];
+	uint64_t sent, delivered; /* window frames: producer sent, all consumers got */
+	double prod_cpu_us, cons_cpu_us, daemon_cpu_us; /* per frame (consumer: mean) */
+	double fps, p50_us, p99_us, max_us;
+	double prod_syscalls, cons_syscalls; /* per frame; -1: not traced */
+	bool memfd;
+};
+
+struct peer_rep {
+	uint64_t frames, cpu_ns, wall_ns, bad, memfd;
+	long long syscalls;
+	uint64_t traced;
+};
+
+static bool read_peer_report(const char *path, struct peer_rep *pr, struct zcv_latency *lat)
+{
+	FILE *f = fopen(path, "re");
+	char key[32];
+	unsigned long long v;
+	long long sv;
+
+	memset(pr, 0, sizeof(*pr));
+	pr->syscalls = -1;
+	if (!f)
+		return false;
+	while (fscanf(f, "%31s", key) == 1) {
+		if (!strcmp(key, "syscalls")) {
+			if (fscanf(f, "%lld", &sv) == 1)
+				pr->syscalls = sv;
+			continue;
+		}
+		if (fscanf(f, "%llu", &v) != 1)
+			break;
+		if (!strcmp(key, "lat"))
+			zcv_latency_add(lat, v);
+		else if (!strcmp(key, "frames"))
+			pr->frames = v;
+		else if (!strcmp(key, "cpu_ns"))
+			pr->cpu_ns = v;
+		else if (!strcmp(key, "wall_ns"))
+			pr->wall_ns = v;
+		else if (!strcmp(key, "bad"))
+			pr->bad = v;
+		else if (!strcmp(key, "memfd"))
+			pr->memfd = v;
+		else if (!strcmp(key, "traced"))
+			pr->traced = v;
+	}
+	fclose(f);
+	return true;
+}
+
+/* Starts a peer with its stdout on a pipe (it says "ready" there); with a
+ * daemon, in its environment. */
+static pid_t peer_spawn(const char *exe, const struct pw_daemon *d, char *const argv[], int *ret_fd,
+			int *ret_in)
+{
+	int pfd[2], in[2] = { -1, -1 };
+	pid_t pid;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return -errno;
+	if (ret_in && pipe2(in, O_CLOEXEC) < 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		return -errno;
+	}
+	pid = fork();
+	if (pid == 0) {
+		dup2(pfd[1], 1);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (in[0] >= 0)
+			dup2(in[0], 0);
+		if (d)
+			pw_env(d);
+		execv(exe, argv);
+		_exit(127);
+	}
+	close(pfd[1]);
+	if (in[0] >= 0)
+		close(in[0]);
+	if (pid < 0) {
+		close(pfd[0]);
+		if (in[1] >= 0)
+			close(in[1]);
+		return -errno;
+	}
+	*ret_fd = pfd[0];
+	if (ret_in)
+		*ret_in = in[1];
+	return pid;
+}
+
+static bool wait_ready(int fd, uint64_t deadline)
+{
+	char buf[64];
+	size_t n = 0;
+
+	while (mono_ns() < deadline && n < sizeof(buf) - 1) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		if (poll(&pf, 1, 100) <= 0)
+			continue;
+		r = read(fd, buf + n, sizeof(buf) - 1 - n);
+		if (r <= 0)
+			return false;
+		n += (size_t)r;
+		buf[n] = 0;
+		if (strstr(buf, "ready"))
+			return true;
+	}
+	return false;
+}
+
+static int pw_link(const struct pw_daemon *d, const char *out, const char *in)
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid == 0) {
+		quiet_child();
+		pw_env(d);
+		execlp("pw-link", "pw-link", out, in, (char *)NULL);
+		_exit(127);
+	}
+	if (pid < 0 || waitpid(pid, &st, 0) != pid)
+		return -ECHILD;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -EIO;
+}
+
+/* One PipeWire run: a producer, n consumers, linked by us, then reports. */
+static int pw_run(const struct pw_daemon *d, const struct pw_cfg *pc, struct pw_res *res)
+{
+	char dir[] = "/tmp/zcv-bench-pwr-XXXXXX", size[24], fps[16], frames[16], warm[16];
+	char prep[96], ptr[96], crep[MAX_CONSUMERS][96], ctr[MAX_CONSUMERS][96];
+	char pname[32], cname[MAX_CONSUMERS][48];
+	pid_t ppid = -1, cpids[MAX_CONSUMERS] = { 0 };
+	int pfd = -1, pin = -1, cfd[MAX_CONSUMERS];
+	struct zcv_latency lat;
+	struct peer_rep pr, cr;
+	uint64_t deadline, d0 = 0, d1;
+	double cons = 0, cons_sc = 0;
+	int r = -EIO;
+
+	memset(res, 0, sizeof(*res));
+	res->prod_syscalls = res->cons_syscalls = -1;
+	for (unsigned i = 0; i < MAX_CONSUMERS; i++)
+		cfd[i] = -1;
+	zcv_latency_init(&lat, 0);
+	if (!mkdtemp(dir)) {
+		snprintf(res->error, sizeof(res->error), "mkdtemp: %s", strerror(errno));
+		return -errno;
+	}
+	snprintf(size, sizeof(size), "%ux%u", pc->w, pc->h);
+	snprintf(fps, sizeof(fps), "%u", pc->fps);
+	snprintf(frames, sizeof(frames), "%u", pc->frames);
+	snprintf(warm, sizeof(warm), "%u", pc->warmup);
+	snprintf(prep, sizeof(prep), "%s/p", dir);
+	snprintf(ptr, sizeof(ptr), "%s/p.strace", dir);
+	snprintf(pname, sizeof(pname), "zcvbp%d", (int)getpid());
+	deadline = mono_ns() + 10 * NSEC;
+	for (unsigned i = 0; i < pc->n_cons; i++) {
+		char *argv[] = { "zcv-bench-pw",
+				 "consumer",
+				 cname[i],
+				 size,
+				 warm,
+				 crep[i],
+				 pc->strace ? ctr[i] : NULL,
+				 NULL };
+
+		snprintf(cname[i], sizeof(cname[i]), "%sc%u", pname, i);
+		snprintf(crep[i], sizeof(crep[i]), "%s/c%u", dir, i);
+		snprintf(ctr[i], sizeof(ctr[i]), "%s/c%u.strace", dir, i);
+		cpids[i] = peer_spawn(d->peer, d, argv, &cfd[i], NULL);
+		if (cpids[i] < 0 || !wait_ready(cfd[i], deadline)) {
+			snprintf(res->error, sizeof(res->error),
+				 "PipeWire consumer %u did not start", i);
+			goto out;
+		}
+	}
+	{
+		char *argv[] = {
+			"zcv-bench-pw",          "producer", pname, size, fps, frames, warm, prep,
+			pc->strace ? ptr : NULL, NULL
+		};
+
+		ppid = peer_spawn(d->peer, d, argv, &pfd, &pin);
+		if (ppid < 0 || !wait_ready(pfd, deadline)) {
+			snprintf(res->error, sizeof(res->error), "PipeWire producer did not start");
+			goto out;
+		}
+	}
+	for (unsigned i = 0; i < pc->n_cons; i++) {
+		char out[64], in[64];
+
+		snprintf(out, sizeof(out), "%s:out_0", pname);
+		snprintf(in, sizeof(in), "%s:in_0", cname[i]);
+		if (pw_link(d, out, in) < 0) {
+			snprintf(res->error, sizeof(res->error), "pw-link %s %s failed", out, in);
+			goto out;
+		}
+	}
+	/* every link exists: the producer may send */
+	d0 = proc_cpu_ns(d->pid);
+	if (write(pin, "go\n", 3) != 3) {
+		snprintf(res->error, sizeof(res->error), "PipeWire producer gone");
+		goto out;
+	}
+	/* the producer ends after its frames; consumers on its last frame, or
+	 * are told to (SIGTERM) when PipeWire dropped it */
+	if (wait_children(&ppid, 1,
+			  (int)(pc->fps ? 1000ull * pc->frames / pc->fps + 30000 : 60000))) {
+		snprintf(res->error, sizeof(res->error), "the PipeWire producer failed");
+		goto out;
+	}
+	d1 = proc_cpu_ns(d->pid);
+	deadline = mono_ns() + 2 * NSEC;
+	for (unsigned i = 0; i < pc->n_cons; i++) {
+		int st;
+
+		while (cpids[i] > 0 && waitpid(cpids[i], &st, WNOHANG) == 0 && mono_ns() < deadline)
+			usleep(1000);
+	}
+	for (unsigned i = 0; i < pc->n_cons; i++)
+		if (cpids[i] > 0)
+			kill(cpids[i], SIGTERM);
+	wait_children(cpids, pc->n_cons, 10000);
+
+	if (!read_peer_report(prep, &pr, &lat) || pr.frames < 2 || pr.bad) {
+		snprintf(res->error, sizeof(res->error), "PipeWire producer: bad report");
+		goto out;
+	}
+	res->sent = pr.frames;
+	res->memfd = pr.memfd > 0;
+	res->prod_cpu_us = us_per(pr.cpu_ns, pr.frames - 1);
+	res->fps = pr.wall_ns ? (double)(pr.frames - 1) / ((double)pr.wall_ns / 1e9) : 0;
+	res->daemon_cpu_us = us_per(d1 - d0, pr.frames);
+	if (pc->strace && pr.syscalls >= 0 && pr.traced)
+		res->prod_syscalls = (double)pr.syscalls / (double)pr.traced;
+	for (unsigned i = 0; i < pc->n_cons; i++) {
+		if (!read_peer_report(crep[i], &cr, &lat) || cr.bad) {
+			snprintf(res->error, sizeof(res->error), "PipeWire consumer %u: bad report",
+				 i);
+			goto out;
+		}
+		res->delivered += cr.frames;
+		res->memfd &= cr.memfd == cr.frames;
+		cons += (cr.frames > 1 ? us_per(cr.cpu_ns, cr.frames - 1) : 0) / pc->n_cons;
+		if (pc->strace && cr.syscalls >= 0 && cr.traced)
+			cons_sc += (double)cr.syscalls / (double)cr.traced / pc->n_cons;
+	}
+	if (pc->strace)
+		res->cons_syscalls = cons_sc;
+	res->cons_cpu_us = cons;
+	res->p50_us = (double)zcv_latency_percentile(&lat, 0.50) / 1e3;
+	res->p99_us = (double)zcv_latency_percentile(&lat, 0.99) / 1e3;
+	res->max_us = (double)lat.max_ns / 1e3;
+	res->ok = true;
+	r = 0;
+out:
+	if (ppid > 0)
+		kill(ppid, SIGTERM);
+	wait_children(&ppid, 1, 5000);
+	for (unsigned i = 0; i < pc->n_cons; i++)
+		if (cpids[i] > 0)
+			kill(cpids[i], SIGTERM);
+	wait_children(cpids, pc->n_cons, 5000);
+	if (pfd >= 0)
+		close(pfd);
+	if (pin >= 0)
+		close(pin);
+	for (unsigned i = 0; i < pc->n_cons; i++)
+		if (cfd[i] >= 0)
+			close(cfd[i]);
+	rm_dir(dir);
+	zcv_latency_finish(&lat);
+	return r;
+}
+
+/* ------------------------------------------------- GStreamer, fair case */
+
+struct gshm_res {
+	bool ok;
+	char error[128];
+	uint64_t sent, delivered, zero_copy; /* zero_copy: frames from shmsink's area */
+	double prod_cpu_us, cons_cpu_us, fps, p50_us, p99_us;
+};
+
+/* zcv-bench-gst next to this binary, or NULL when it was not built */
+static const char *gst_peer(void)
+{
+	static char path[PATH_MAX];
+	char self[PATH_MAX - 16], *slash;
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (n <= 0)
+		return NULL;
+	self[n] = 0;
+	slash = strrchr(self, '/');
+	*slash = 0;
+	snprintf(path, sizeof(path), "%s/zcv-bench-gst", self);
+	return access(path, X_OK) == 0 ? path : NULL;
+}
+
+static void gshm_run(const char *exe, uint32_t w, uint32_t h, unsigned frames, struct gshm_res *res)
+{
+	char dir[] = "/tmp/zcv-bench-gshm-XXXXXX", sock[64], size[24], n_s[16], prep[64], crep[64];
+	pid_t pids[2] = { 0, 0 };
+	int fds[2] = { -1, -1 };
+	struct zcv_latency lat;
+	struct peer_rep pr, cr;
+
+	memset(res, 0, sizeof(*res));
+	zcv_latency_init(&lat, 0);
+	if (!mkdtemp(dir)) {
+		snprintf(res->error, sizeof(res->error), "mkdtemp: %s", strerror(errno));
+		return;
+	}
+	snprintf(sock, sizeof(sock), "%s/s", dir);
+	snprintf(size, sizeof(size), "%ux%u", w, h);
+	snprintf(n_s, sizeof(n_s), "%u", frames + 10);
+	snprintf(prep, sizeof(prep), "%s/p", dir);
+	snprintf(crep, sizeof(crep), "%s/c", dir);
+	{
+		char *pa[] = { "zcv-bench-gst", "producer", sock, size, n_s, "10", prep, NULL };
+		char *ca[] = { "zcv-bench-gst", "consumer", sock, size, "10", crep, NULL };
+
+		pids[0] = peer_spawn(exe, NULL, pa, &fds[0], NULL);
+		if (pids[0] > 0 && wait_ready(fds[0], mono_ns() + 10 * NSEC))
+			pids[1] = peer_spawn(exe, NULL, ca, &fds[1], NULL);
+	}
+	if (pids[0] <= 0 || pids[1] <= 0 || wait_children(pids, 2, 120000)) {
+		snprintf(res->error, sizeof(res->error), "a GStreamer peer failed");
+		goto out;
+	}
+	if (!read_peer_report(prep, &pr, &lat) || !read_peer_report(crep, &cr, &lat) || pr.bad ||
+	    cr.bad || pr.frames < 2 || cr.frames < 2) {
+		snprintf(res->error, sizeof(res->error), "a GStreamer peer: bad report");
+		goto out;
+	}
+	res->sent = pr.frames;
+	res->delivered = cr.frames;
+	res->zero_copy = pr.memfd;
+	res->prod_cpu_us = us_per(pr.cpu_ns, pr.frames);
+	res->cons_cpu_us = us_per(cr.cpu_ns, cr.frames);
+	res->fps = cr.wall_ns ? (double)(cr.frames - 1) / ((double)cr.wall_ns / 1e9) : 0;
+	res->p50_us = (double)zcv_latency_percentile(&lat, 0.50) / 1e3;
+	res->p99_us = (double)zcv_latency_percentile(&lat, 0.99) / 1e3;
+	res->ok = true;
+out:
+	for (int i = 0; i < 2; i++) {
+		if (pids[i] > 0)
+			kill(pids[i], SIGTERM);
+		if (fds[i] >= 0)
+			close(fds[i]);
+	}
+	wait_children(pids, 2, 5000);
+	rm_dir(dir);
+	zcv_latency_finish(&lat);
+}
+
 /* --------------------------------------------------------------- report */
 
 struct entry {
@@ -896,19 +1520,26 @@ struct entry {
 static struct entry *entries;
 static size_t n_entries, cap_entries;
 
-static struct entry *add_entry(const struct run_cfg *rc)
+/* Room for one more element in a growing array (exits when out of memory:
+ * the report could not be made anyway). */
+static void *grow(void *arr, size_t n, size_t *cap, size_t elem)
 {
-	if (n_entries == cap_entries) {
-		size_t cap = cap_entries ? 2 * cap_entries : 64;
-		struct entry *e = realloc(entries, cap * sizeof(*e));
+	if (n == *cap) {
+		size_t c = *cap ? 2 * *cap : 64;
 
-		if (!e) {
+		arr = realloc(arr, c * elem);
+		if (!arr) {
 			fprintf(stderr, TOOL ": out of memory\n");
 			exit(1);
 		}
-		entries = e;
-		cap_entries = cap;
+		*cap = c;
 	}
+	return arr;
+}
+
+static struct entry *add_entry(const struct run_cfg *rc)
+{
+	entries = grow(entries, n_entries, &cap_entries, sizeof(*entries));
 	memset(&entries[n_entries], 0, sizeof(entries[0]));
 	entries[n_entries].cfg = *rc;
 	return &entries[n_entries++];
@@ -1011,6 +1642,17 @@ struct target {
 	char note[160];
 };
 
+/* A failed run's object ends with its error; returns whether it was ok. */
+static bool json_ok(FILE *f, bool ok, const char *error)
+{
+	if (ok)
+		return true;
+	fprintf(f, ", \"error\": ");
+	json_str(f, error);
+	fprintf(f, "}");
+	return false;
+}
+
 static void json_entry(FILE *f, const struct entry *e)
 {
 	const struct run_res *r = &e->res;
@@ -1025,12 +1667,8 @@ static void json_entry(FILE *f, const struct entry *e)
 		e->cfg.w, e->cfg.h, r->frame_bytes, e->cfg.n_cons, mode_names[e->cfg.mode],
 		touch_names[e->cfg.touch], e->cfg.placement, e->cfg.prod_cpu, e->cfg.cons_cpu,
 		r->ok ? "true" : "false");
-	if (!r->ok) {
-		fprintf(f, ", \"error\": ");
-		json_str(f, r->error);
-		fprintf(f, "}");
+	if (!json_ok(f, r->ok, r->error))
 		return;
-	}
 	fprintf(f,
 		", \"path\": \"%s\", \"unpaced\": {\"frames\": %" PRIu64 ", \"fps\": %.1f, "
 		"\"producer_cpu_us_per_frame\": %.3f, \"consumer_cpu_us_per_frame\": %.3f}, "
@@ -1054,6 +1692,124 @@ static void json_entry(FILE *f, const struct entry *e)
 				   c->prod_cpu_us + c->cons_cpu_us)),
 			jnum(ratio(r->p50_us, c->p50_us)), jnum(ratio(r->p99_us, c->p99_us)),
 			jnum(ratio(r->max_us, c->max_us)));
+	fprintf(f, "}");
+}
+
+/* zcv zero-copy, touching nothing, a short unpaced phase, then n frames
+ * paced at fps (0: lockstep): the zcv side of PipeWire's and syscall runs */
+static struct run_cfg paced_cfg(uint32_t w, uint32_t h, unsigned n_cons, unsigned fps, unsigned n,
+				const char *group)
+{
+	return (struct run_cfg){
+		.w = w,
+		.h = h,
+		.n_cons = n_cons,
+		.mode = MODE_ZEROCOPY,
+		.touch = TOUCH_NONE,
+		.prod_cpu = -1,
+		.cons_cpu = -1,
+		.placement = "free",
+		.t1 = 0.05,
+		.t2 = 1000,
+		.min1 = 5,
+		.max1 = 1000000,
+		.min2 = n,
+		.max2 = n,
+		.paced_fps = fps,
+		.group = group,
+	};
+}
+
+/* a zcv run and a PipeWire run of the same shape */
+struct pw_pair {
+	struct pw_cfg cfg;
+	struct pw_res pw;
+	struct run_cfg zcv;
+	struct run_res zres;
+};
+
+static struct pw_pair *pw_pairs;
+static size_t n_pw_pairs, cap_pw_pairs;
+
+static struct pw_pair *add_pw_pair(void)
+{
+	pw_pairs = grow(pw_pairs, n_pw_pairs, &cap_pw_pairs, sizeof(*pw_pairs));
+	memset(&pw_pairs[n_pw_pairs], 0, sizeof(pw_pairs[0]));
+	return &pw_pairs[n_pw_pairs++];
+}
+
+struct sc_row {
+	unsigned fps;
+	struct run_cfg zcv;
+	struct run_res zres;
+	bool have_pw;
+	struct pw_cfg pwc;
+	struct pw_res pwres;
+};
+
+static const char *pw_version(void)
+{
+	static char v[64];
+	FILE *f = popen("pipewire --version 2>/dev/null | sed -n 's/.*libpipewire //p'", "re");
+
+	if (!v[0]) {
+		snprintf(v, sizeof(v), "?");
+		if (f && fgets(v, sizeof(v), f))
+			v[strcspn(v, "\n")] = 0;
+	}
+	if (f)
+		pclose(f);
+	return v;
+}
+
+static void print_pw_pair(const struct pw_pair *pp)
+{
+	const struct pw_res *p = &pp->pw;
+	const struct run_res *z = &pp->zres;
+	char size[24], pws[96], zs[96], rs[64] = "";
+
+	snprintf(size, sizeof(size), "%ux%u", pp->cfg.w, pp->cfg.h);
+	if (p->ok)
+		snprintf(pws, sizeof(pws), "%6.1f %6.1f %5.1f %7.1f %7.1f %5.1f%%", p->prod_cpu_us,
+			 p->cons_cpu_us, p->daemon_cpu_us, p->p50_us, p->p99_us,
+			 100.0 * (double)p->delivered / (double)(p->sent * pp->cfg.n_cons));
+	else
+		snprintf(pws, sizeof(pws), "FAILED: %.33s", p->error);
+	if (z->ok) {
+		/* unpaced: zcv's lockstep phase is the like of a graph cycle */
+		double zp = z->prod2_cpu_us, zc = z->cons2_cpu_us;
+
+		snprintf(zs, sizeof(zs), "%6.1f %6.1f %8.1f %8.1f %5.1f%%", zp, zc, z->p50_us,
+			 z->p99_us,
+			 100.0 * (double)z->delivered2 / (double)(z->f2 * pp->cfg.n_cons));
+		if (p->ok)
+			snprintf(rs, sizeof(rs), "%5.2f %5.2f %5.2f", ratio(zp, p->prod_cpu_us),
+				 ratio(zc, p->cons_cpu_us), ratio(z->p50_us, p->p50_us));
+	} else {
+		snprintf(zs, sizeof(zs), "n/a: %.28s", z->error);
+	}
+	printf("%-10s %3u %5u | %-41s | %-40s | %s\n", size, pp->cfg.n_cons, pp->cfg.fps, pws, zs,
+	       rs);
+	fflush(stdout);
+}
+
+static void json_pw_res(FILE *f, const struct pw_res *p)
+{
+	fprintf(f, "{\"ok\": %s", p->ok ? "true" : "false");
+	if (!json_ok(f, p->ok, p->error))
+		return;
+	fprintf(f,
+		", \"sent\": %" PRIu64 ", \"delivered\": %" PRIu64
+		", \"memfd\": %s, \"fps\": %.1f, "
+		"\"producer_cpu_us_per_frame\": %.3f, \"consumer_cpu_us_per_frame\": %.3f, "
+		"\"daemon_cpu_us_per_frame\": %.3f, \"latency_us\": {\"p50\": %.2f, \"p99\": %.2f, "
+		"\"max\": %.2f}",
+		p->sent, p->delivered, p->memfd ? "true" : "false", jnum(p->fps),
+		jnum(p->prod_cpu_us), jnum(p->cons_cpu_us), jnum(p->daemon_cpu_us), jnum(p->p50_us),
+		jnum(p->p99_us), jnum(p->max_us));
+	if (p->prod_syscalls >= 0)
+		fprintf(f, ", \"syscalls_per_frame\": {\"producer\": %.3f, \"consumer\": %.3f}",
+			p->prod_syscalls, p->cons_syscalls);
 	fprintf(f, "}");
 }
 
@@ -1123,6 +1879,9 @@ static void usage(FILE *f)
 		   "  --no-gst             skip the GStreamer shm runs\n"
 		   "  --no-crossover       skip the copy vs map-per-frame sweep over small sizes\n"
 		   "  --no-placement       skip the same-CPU / cross-CPU latency runs\n"
+		   "  --no-pw              skip the PipeWire runs (skipped anyway without\n"
+		   "                       zcv-bench-pw, pipewire and pw-link)\n"
+		   "  --no-syscalls        skip the syscall counts (strace)\n"
 		   "  --help\n");
 }
 
@@ -1167,6 +1926,8 @@ int main(int argc, char **argv)
 		{ "no-gst", no_argument, NULL, 'G' },
 		{ "no-crossover", no_argument, NULL, 'X' },
 		{ "no-placement", no_argument, NULL, 'P' },
+		{ "no-pw", no_argument, NULL, 'W' },
+		{ "no-syscalls", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -1175,7 +1936,14 @@ int main(int argc, char **argv)
 						   { 3840, 2160 } };
 	struct size sizes[16] = { { 640, 480 }, { 1280, 720 }, { 1920, 1080 }, { 3840, 2160 } };
 	unsigned n_sizes = 4, cons[16] = { 1, 2, 4, 8 }, n_cons_list = 4, n_buffers = 4;
-	bool quick = false, gst = true, crossover = true, placement = true;
+	bool quick = false, gst = true, crossover = true, placement = true, pw = true,
+	     syscalls = true;
+	struct pw_daemon pwd = { .pid = 0 };
+	char pw_skipped[160] = "";
+	struct sc_row sc_rows[2];
+	struct gshm_res gfair[16] = { 0 };
+	bool gst_fair = true;
+	unsigned n_sc = 0;
 	const char *json_path = NULL;
 	double seconds = 1.0;
 	struct gst_res gres[16] = { 0 };
@@ -1232,12 +2000,20 @@ int main(int argc, char **argv)
 		}
 		case 'G':
 			gst = false;
+			gst_fair = false;
 			break;
 		case 'X':
 			crossover = false;
 			break;
 		case 'P':
 			placement = false;
+			break;
+		case 'W':
+			pw = false;
+			snprintf(pw_skipped, sizeof(pw_skipped), "--no-pw");
+			break;
+		case 'S':
+			syscalls = false;
 			break;
 		case 'h':
 			usage(stdout);
@@ -1280,6 +2056,14 @@ int main(int argc, char **argv)
 	/* Main matrix: unpinned (the scheduler places everything). */
 	for (unsigned s = 0; s < n_sizes; s++) {
 		for (unsigned ci = 0; ci < n_cons_list; ci++) {
+			if (!zcv_fits(cons[ci])) {
+				printf("\n== %ux%u, %u consumers: zcv skipped: a pool holds at "
+				       "most %d "
+				       "buffers (ZCV_POOL_MAX_BUFFERS), %u consumers need %u\n",
+				       sizes[s].w, sizes[s].h, cons[ci], ZCV_POOL_MAX_BUFFERS,
+				       cons[ci], cons[ci] + 2);
+				continue;
+			}
 			for (int t = 0; t < 2; t++) {
 				char title[96];
 
@@ -1389,6 +2173,8 @@ int main(int argc, char **argv)
 	 * share of a core in the steady state a camera gives. */
 	{
 		unsigned s = n_sizes - 1, nc = quick ? cons[n_cons_list - 1] : 8;
+
+		nc = zcv_fits(nc) ? nc : ZCV_POOL_MAX_BUFFERS - 2;
 		struct run_cfg rc = {
 			.w = sizes[s].w,
 			.h = sizes[s].h,
@@ -1420,9 +2206,163 @@ int main(int argc, char **argv)
 			       e->res.prod2_core_pct, e->res.prod2_cpu_us, nc);
 	}
 
+	/* PipeWire side by side with zcv: same sizes and consumer counts, the
+	 * same per-frame work (bench-peer.h), paced at 60 and 1000 fps and
+	 * unpaced, each PipeWire run next to the zcv run of the same shape. */
+	if (pw) {
+		char why[160] = "";
+
+		if (pw_daemon_start(&pwd, why, sizeof(why)) < 0) {
+			printf("\n== PipeWire: skipped: %s\n", why[0] ? why : "cannot start");
+			snprintf(pw_skipped, sizeof(pw_skipped), "%s",
+				 why[0] ? why : "cannot start");
+			pw = false;
+		}
+	}
+	if (pw) {
+		static const unsigned rates[] = { 60, 1000, 0 };
+
+		printf("\n== PipeWire %s vs zcv, zero-copy memfd, header write/read per frame, "
+		       "free "
+		       "placement\n"
+		       "rate 0: unpaced (PipeWire: next cycle on trigger_done; zcv: lockstep, one "
+		       "frame in flight)\n"
+		       "%-10s %3s %5s | %-41s | %-40s | %s\n",
+		       pw_version(), "size", "n", "rate",
+		       "PipeWire: prod/cons/daemon us, p50/p99, got",
+		       "zcv: prod/cons us, p50/p99, got", "zcv/pw: prod cons p50");
+		/* --quick: the first consumer count, 60 fps and unpaced */
+		for (unsigned s = 0; s < n_sizes; s++)
+			for (unsigned ci = 0; ci < (quick ? 1 : n_cons_list); ci++)
+				for (unsigned k = 0; k < ZCV_ARRAY_SIZE(rates); k++) {
+					struct pw_pair *pp;
+
+					if (quick && rates[k] == 1000)
+						continue;
+					pp = add_pw_pair();
+					unsigned n = rates[k] == 60   ? (quick ? 20 : 120) :
+						     rates[k] == 1000 ? (quick ? 100 : 1000) :
+									(quick ? 300 : 3000);
+
+					pp->cfg = (struct pw_cfg){ .w = sizes[s].w,
+								   .h = sizes[s].h,
+								   .n_cons = cons[ci],
+								   .fps = rates[k],
+								   .frames = n + 10,
+								   .warmup = 10 };
+					pp->zcv = paced_cfg(sizes[s].w, sizes[s].h, cons[ci],
+							    rates[k], n, "vs-pw");
+					pp->zcv.allow_skip = rates[k] != 0;
+					if (pw_run(&pwd, &pp->cfg, &pp->pw) < 0)
+						failures++;
+					/* too many consumers for a pool: says why */
+					if (run_one(&pp->zcv, n_buffers, &pp->zres) < 0 &&
+					    zcv_fits(cons[ci]))
+						failures++;
+					print_pw_pair(pp);
+				}
+	}
+
+	/* Syscalls per frame, one consumer, 60 fps: strace -f -c attached to
+	 * each process for the measured frames (separate runs: tracing
+	 * distorts CPU time). A failure here is reported, not fatal. */
+	if (syscalls && system("command -v strace >/dev/null") != 0) {
+		printf("\n== syscalls: skipped: strace not installed\n");
+		syscalls = false;
+	}
+	if (syscalls) {
+		static const unsigned rates[] = { 60, 1000 };
+
+		printf("\n== syscalls per frame (strace -f -c over the measured frames), %ux%u, 1 "
+		       "consumer (-1: strace could not attach)\n",
+		       sizes[0].w, sizes[0].h);
+		for (unsigned k = 0; k < (quick ? 1 : ZCV_ARRAY_SIZE(rates)); k++) {
+			struct sc_row *row = &sc_rows[n_sc++];
+			unsigned n = rates[k] == 60 ? (quick ? 20 : 120) : (quick ? 100 : 1000);
+
+			row->fps = rates[k];
+			row->zcv = paced_cfg(sizes[0].w, sizes[0].h, 1, rates[k], n, "syscalls");
+			row->zcv.strace = true;
+			run_one(&row->zcv, n_buffers, &row->zres);
+			if (row->zres.ok)
+				printf("zcv      %4u fps: syscalls/frame producer %.2f, consumer "
+				       "%.2f\n",
+				       rates[k], row->zres.prod_syscalls, row->zres.cons_syscalls);
+			else
+				printf("zcv      %4u fps: FAILED: %s\n", rates[k], row->zres.error);
+			if (!pw)
+				continue;
+			row->have_pw = true;
+			row->pwc = (struct pw_cfg){ .w = sizes[0].w,
+						    .h = sizes[0].h,
+						    .n_cons = 1,
+						    .fps = rates[k],
+						    .frames = n + 10,
+						    .warmup = 10,
+						    .strace = true };
+			pw_run(&pwd, &row->pwc, &row->pwres);
+			if (row->pwres.ok)
+				printf("PipeWire %4u fps: syscalls/frame producer %.2f, consumer "
+				       "%.2f "
+				       "(daemon not traced)\n",
+				       rates[k], row->pwres.prod_syscalls,
+				       row->pwres.cons_syscalls);
+			else
+				printf("PipeWire %4u fps: FAILED: %s\n", rates[k],
+				       row->pwres.error);
+			fflush(stdout);
+		}
+	}
+	if (pw)
+		pw_daemon_stop(&pwd);
+
+	/* GStreamer shm, fair: the same per-frame work as zcv's (header write
+	 * into a frame from shmsink's own allocator, read back), no render to
+	 * subtract; next to zcv's unpaced zero-copy run of the same size. */
+	if (gst_fair && !gst_peer()) {
+		printf("\n== GStreamer shm (fair): skipped: zcv-bench-gst not built (no "
+		       "gstreamer-app-1.0 at build time)\n");
+		gst_fair = false;
+	}
+	if (gst_fair) {
+		printf("\n== GStreamer shmsink -> shmsrc vs zcv, fair: header write/read per "
+		       "frame, no "
+		       "render, unpaced, 1 consumer, free placement\n"
+		       "%-10s %6s | %-45s | %-17s | %s\n",
+		       "size", "frames", "gst: prod/cons us, p50/p99 us, zero-copy, got",
+		       "zcv: prod/cons us", "zcv/gst CPU");
+		for (unsigned s = 0; s < n_sizes; s++) {
+			const struct entry *z = find("matrix", sizes[s].w, sizes[s].h, 1,
+						     MODE_ZEROCOPY, TOUCH_NONE, NULL);
+			struct gshm_res *g = &gfair[s];
+			unsigned n = quick ? 200 : 2000;
+			char size[24];
+
+			gshm_run(gst_peer(), sizes[s].w, sizes[s].h, n, g);
+			snprintf(size, sizeof(size), "%ux%u", sizes[s].w, sizes[s].h);
+			if (!g->ok) {
+				printf("%-10s %6u | FAILED: %s\n", size, n, g->error);
+				failures++;
+				continue;
+			}
+			printf("%-10s %6u | %6.1f %6.1f %8.1f %8.1f %5" PRIu64 "/%-5" PRIu64
+			       " %5" PRIu64 " | %8.2f %8.2f | %6.3f\n",
+			       size, n, g->prod_cpu_us, g->cons_cpu_us, g->p50_us, g->p99_us,
+			       g->zero_copy, g->sent, g->delivered, z ? z->res.prod_cpu_us : 0,
+			       z ? z->res.cons_cpu_us : 0,
+			       z ? ratio(z->res.prod_cpu_us + z->res.cons_cpu_us,
+					 g->prod_cpu_us + g->cons_cpu_us) :
+				   0);
+			fflush(stdout);
+		}
+	}
+
 	if (gst) {
-		printf("\n== GStreamer 1.x shmsink -> shmsrc (gst-launch-1.0, CPU from rusage, "
-		       "free placement)\n");
+		printf("\n== GStreamer 1.x shmsink -> shmsrc, legacy gst-launch-1.0 case (CPU from "
+		       "rusage, free placement).\n"
+		       "Not a transport figure: videotestsrc copies a cached pattern into every "
+		       "frame and (a) is a run\nminus a videotestsrc ! fakesink run, which mixes "
+		       "cache states; see the fair case above.\n");
 		printf("%-10s %7s %10s | %-28s | %-28s\n", "size", "frames", "render us",
 		       "(a) zero-copy: prod/cons/fps", "(b) copying: prod/cons/fps");
 		for (unsigned s = 0; s < n_sizes; s++) {
@@ -1574,6 +2514,72 @@ int main(int argc, char **argv)
 				jnum(g->cons_us[0]), jnum(g->fps[0]), jnum(g->prod_us[1]),
 				jnum(g->cons_us[1]), jnum(g->fps[1]));
 		}
+		fprintf(f, "\n ],\n \"gstreamer_fair\": [");
+		for (unsigned s = 0, k = 0; gst_fair && s < n_sizes; s++) {
+			const struct gshm_res *g = &gfair[s];
+
+			fprintf(f,
+				"%s\n  {\"width\": %u, \"height\": %u, \"consumers\": 1, "
+				"\"placement\": \"free\", \"ok\": %s",
+				k++ ? "," : "", sizes[s].w, sizes[s].h, g->ok ? "true" : "false");
+			if (g->ok)
+				fprintf(f,
+					", \"sent\": %" PRIu64 ", \"delivered\": %" PRIu64
+					", \"zero_copy_frames\": %" PRIu64 ", \"fps\": %.1f, "
+					"\"producer_cpu_us_per_frame\": %.3f, "
+					"\"consumer_cpu_us_per_frame\": %.3f, \"latency_us\": "
+					"{\"p50\": "
+					"%.2f, \"p99\": %.2f}",
+					g->sent, g->delivered, g->zero_copy, jnum(g->fps),
+					jnum(g->prod_cpu_us), jnum(g->cons_cpu_us), jnum(g->p50_us),
+					jnum(g->p99_us));
+			fprintf(f, "}");
+		}
+		fprintf(f, "\n ],\n \"pipewire\": {\"skipped\": ");
+		if (pw_skipped[0])
+			json_str(f, pw_skipped);
+		else
+			fprintf(f, "null");
+		fprintf(f, ", \"runs\": [");
+		for (size_t i = 0; i < n_pw_pairs; i++) {
+			const struct pw_pair *pp = &pw_pairs[i];
+			struct entry ze = { .cfg = pp->zcv, .res = pp->zres };
+
+			fprintf(f,
+				"%s\n  {\"width\": %u, \"height\": %u, \"consumers\": %u, \"fps\": "
+				"%u, \"placement\": \"free\", \"pipewire\": ",
+				i ? "," : "", pp->cfg.w, pp->cfg.h, pp->cfg.n_cons, pp->cfg.fps);
+			json_pw_res(f, &pp->pw);
+			fprintf(f, ", \"zcv\": ");
+			json_entry(f, &ze);
+			fprintf(f, ", \"zcv_delivered\": %" PRIu64 "}", pp->zres.delivered2);
+		}
+		fprintf(f, "\n ]},\n \"syscalls\": [");
+		for (unsigned i = 0; i < n_sc; i++) {
+			const struct sc_row *row = &sc_rows[i];
+
+			fprintf(f,
+				"%s\n  {\"width\": %u, \"height\": %u, \"consumers\": 1, \"fps\": "
+				"%u, "
+				"\"zcv\": ",
+				i ? "," : "", row->zcv.w, row->zcv.h, row->fps);
+			if (row->zres.ok && row->zres.prod_syscalls >= 0 &&
+			    row->zres.cons_syscalls >= 0)
+				fprintf(f, "{\"ok\": true, \"producer\": %.3f, \"consumer\": %.3f}",
+					row->zres.prod_syscalls, row->zres.cons_syscalls);
+			else
+				fprintf(f, "{\"ok\": false}");
+			fprintf(f, ", \"pipewire\": ");
+			if (!row->have_pw)
+				fprintf(f, "null");
+			else if (row->pwres.ok && row->pwres.prod_syscalls >= 0 &&
+				 row->pwres.cons_syscalls >= 0)
+				fprintf(f, "{\"ok\": true, \"producer\": %.3f, \"consumer\": %.3f}",
+					row->pwres.prod_syscalls, row->pwres.cons_syscalls);
+			else
+				fprintf(f, "{\"ok\": false}");
+			fprintf(f, "}");
+		}
 		fprintf(f, "\n ],\n \"targets\": [");
 		for (unsigned i = 0; i < n_tg; i++) {
 			bool met = tg[i].higher_is_better ? tg[i].value >= tg[i].limit :
@@ -1596,5 +2602,6 @@ int main(int argc, char **argv)
 		}
 	}
 	free(entries);
+	free(pw_pairs);
 	return failures ? 1 : 0;
 }
