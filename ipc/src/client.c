@@ -121,7 +121,8 @@ struct zcv_client {
 	char close_reason[REASON_MAX];
 	struct queued_release queue[MAX_OUTSTANDING];
 	unsigned n_queued;
-	struct event *events; /* DISPATCH_MAX_MESSAGES of them */
+	struct event *events;        /* DISPATCH_MAX_MESSAGES of them */
+	struct zcv_msg_batch *batch; /* what dispatch reads into */
 	unsigned n_events;
 	/* Reconnect (cfg.reconnect). fd is -1 while waiting to connect. */
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -887,26 +888,39 @@ static int dispatch_locked(struct zcv_client *c)
 	if (c->result)
 		return c->result;
 	c->dispatching = true;
-	for (int n = 0; n < DISPATCH_MAX_MESSAGES && !c->result; n++) {
-		union zcv_msg m;
-		int fds[ZCV_MSG_MAX_FDS];
-		unsigned n_fds = 0;
-		int r;
+	for (unsigned n = 0; n < DISPATCH_MAX_MESSAGES && !c->result;) {
+		unsigned want = ZCV_MIN(ZCV_MSG_BATCH, DISPATCH_MAX_MESSAGES - n);
+		int k = zcv_msg_read_batch(c->fd, c->batch, want);
 
-		r = zcv_msg_read(c->fd, &m, fds, &n_fds);
-		if (r == -EAGAIN)
+		if (k == -EAGAIN)
 			break;
-		if (r == 0)
-			fail(c, -ECONNRESET, "the producer went away");
-		else if (r == -EPROTO)
-			fail(c, -EPROTO, "malformed message from the producer");
-		else if (r < 0)
-			failf(c, r, "connection error: %s", strerror(-r));
-		else
-			handle_message(c, &m, fds, n_fds);
-		/* whatever the handlers did not keep */
-		if (r > 0)
-			zcv_fds_dispose(fds, n_fds);
+		if (k <= 0) {
+			if (k == 0)
+				fail(c, -ECONNRESET, "the producer went away");
+			else
+				failf(c, k, "connection error: %s", strerror(-k));
+			break;
+		}
+		for (int i = 0; i < k; i++) {
+			union zcv_msg *m = &c->batch->msgs[i];
+			int r = c->batch->res[i];
+
+			if (c->result)
+				; /* the stream ended earlier in the batch */
+			else if (r == 0)
+				fail(c, -ECONNRESET, "the producer went away");
+			else if (r == -EPROTO)
+				fail(c, -EPROTO, "malformed message from the producer");
+			else
+				handle_message(c, m, c->batch->fds[i], c->batch->n_fds[i]);
+			/* whatever the handlers did not keep */
+			if (r > 0)
+				zcv_fds_dispose(c->batch->fds[i], c->batch->n_fds[i]);
+		}
+		n += (unsigned)k;
+		/* a short batch emptied the socket: poll tells when more comes */
+		if ((unsigned)k < want)
+			break;
 	}
 	c->lost = c->result && should_reconnect(c);
 	deliver(c);
@@ -1230,7 +1244,8 @@ int zcv_client_connect(const struct zcv_client_config *cfg, const struct zcv_cli
 	}
 	r = -ENOMEM;
 	c->events = calloc(DISPATCH_MAX_MESSAGES, sizeof(*c->events));
-	if (!c->events)
+	c->batch = malloc(sizeof(*c->batch));
+	if (!c->events || !c->batch)
 		goto fail_wait;
 	{
 		pthread_mutexattr_t a;
@@ -1267,6 +1282,7 @@ fail:
 fail_wait:
 	close_wait_fds(c);
 	free(c->events);
+	free(c->batch);
 	free(c);
 	return r;
 }
@@ -1297,6 +1313,7 @@ void zcv_client_destroy(struct zcv_client *c)
 	}
 	pthread_mutex_destroy(&c->lock);
 	free(c->events);
+	free(c->batch);
 	free(c);
 }
 

@@ -213,35 +213,24 @@ int zcv_msg_send(int sock, const void *msg, size_t len, const int *fds, unsigned
 	return 0;
 }
 
-int zcv_msg_recv(int sock, void *buf, size_t size, int fds[ZCV_MSG_MAX_FDS], unsigned *ret_n_fds)
+/* Room for all a message can carry, not just what ours may: see wire.h */
+union recv_control {
+	struct cmsghdr align;
+	char buf[CMSG_SPACE(sizeof(int) * ZCV_KERNEL_MAX_FDS)];
+};
+
+/* After recvmsg() returned n for mh: the fds it carried (every one the
+ * kernel installed, however it split them into cmsgs) into fds, or all
+ * disposed of and -EPROTO when the message is not acceptable as such. */
+static int recv_finish(const struct msghdr *mh, ssize_t n, size_t size, int fds[ZCV_MSG_MAX_FDS],
+		       unsigned *ret_n_fds)
 {
-	/* Room for all a message can carry, not just what ours may: see wire.h */
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int) * ZCV_KERNEL_MAX_FDS)];
-	} control;
-	/* Every fd the kernel installed, however it split them into cmsgs:
-	 * the control buffer bounds how many that can be. */
-	int got[sizeof(control) / sizeof(int)];
+	int got[sizeof(union recv_control) / sizeof(int)];
 	unsigned n_got = 0;
-	struct iovec iov = { .iov_base = buf, .iov_len = size };
-	struct msghdr mh = {
-		.msg_iov = &iov,
-		.msg_iovlen = 1,
-		.msg_control = control.buf,
-		.msg_controllen = sizeof(control.buf),
-	};
-	ssize_t n;
 	int r = 0;
 
-	memset(buf, 0, size);
-	do
-		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -errno;
-
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm;
+	     cm = CMSG_NXTHDR((struct msghdr *)mh, cm)) {
 		size_t k;
 
 		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
@@ -252,10 +241,10 @@ int zcv_msg_recv(int sock, void *buf, size_t size, int fds[ZCV_MSG_MAX_FDS], uns
 			memcpy(&got[n_got++], CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
 	}
 
-	if (mh.msg_flags & MSG_TRUNC) {
+	if (mh->msg_flags & MSG_TRUNC) {
 		zcv_debug("protocol: packet larger than %zu bytes", size);
 		r = -EPROTO;
-	} else if (mh.msg_flags & MSG_CTRUNC) {
+	} else if (mh->msg_flags & MSG_CTRUNC) {
 		/* Not for lack of room (there is room for the kernel's maximum):
 		 * no free fd slot, or a control message we did not ask for. */
 		zcv_debug("protocol: control data truncated");
@@ -276,20 +265,97 @@ int zcv_msg_recv(int sock, void *buf, size_t size, int fds[ZCV_MSG_MAX_FDS], uns
 	return (int)n;
 }
 
+int zcv_msg_recv(int sock, void *buf, size_t size, int fds[ZCV_MSG_MAX_FDS], unsigned *ret_n_fds)
+{
+	union recv_control control;
+	struct iovec iov = { .iov_base = buf, .iov_len = size };
+	struct msghdr mh = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = control.buf,
+		.msg_controllen = sizeof(control.buf),
+	};
+	ssize_t n;
+
+	memset(buf, 0, size);
+	do
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	return recv_finish(&mh, n, size, fds, ret_n_fds);
+}
+
+/* What zcv_msg_read() makes of a message received with n bytes. */
+static int read_finish(union zcv_msg *msg, int n, int fds[ZCV_MSG_MAX_FDS], unsigned *ret_n_fds)
+{
+	int r;
+
+	if (n <= 0)
+		return n;
+	r = zcv_msg_validate(msg, (size_t)n, *ret_n_fds);
+	if (r < 0) {
+		zcv_fds_dispose(fds, *ret_n_fds);
+		*ret_n_fds = 0;
+		return r;
+	}
+	return n;
+}
+
 int zcv_msg_read(int sock, union zcv_msg *msg, int fds[ZCV_MSG_MAX_FDS], unsigned *ret_n_fds)
 {
 	unsigned n_fds = 0;
-	int n, r;
+	int n;
 
 	n = zcv_msg_recv(sock, msg, sizeof(*msg), fds, &n_fds);
-	if (n <= 0)
-		return n;
-	r = zcv_msg_validate(msg, (size_t)n, n_fds);
-	if (r < 0) {
-		zcv_fds_dispose(fds, n_fds);
-		return r;
+	n = read_finish(msg, n, fds, &n_fds);
+	if (n > 0)
+		*ret_n_fds = n_fds;
+	return n;
+}
+
+int zcv_msg_read_batch(int sock, struct zcv_msg_batch *b, unsigned max)
+{
+	union recv_control control[ZCV_MSG_BATCH];
+	struct mmsghdr mm[ZCV_MSG_BATCH];
+	struct iovec iov[ZCV_MSG_BATCH];
+	int n;
+
+	if (max == 0 || max > ZCV_MSG_BATCH)
+		max = ZCV_MSG_BATCH;
+	memset(b->msgs, 0, sizeof(b->msgs[0]) * max);
+	memset(mm, 0, sizeof(mm[0]) * max);
+	for (unsigned i = 0; i < max; i++) {
+		iov[i] = (struct iovec){ .iov_base = &b->msgs[i], .iov_len = sizeof(b->msgs[i]) };
+		mm[i].msg_hdr.msg_iov = &iov[i];
+		mm[i].msg_hdr.msg_iovlen = 1;
+		mm[i].msg_hdr.msg_control = control[i].buf;
+		mm[i].msg_hdr.msg_controllen = sizeof(control[i].buf);
 	}
-	*ret_n_fds = n_fds;
+	do
+		n = recvmmsg(sock, mm, max, MSG_CMSG_CLOEXEC | MSG_DONTWAIT, NULL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	if (n == 0)
+		return 0;
+	for (int i = 0; i < n; i++) {
+		int r;
+
+		b->n_fds[i] = 0;
+		r = recv_finish(&mm[i].msg_hdr, (ssize_t)mm[i].msg_len, sizeof(b->msgs[i]),
+				b->fds[i], &b->n_fds[i]);
+		b->res[i] = read_finish(&b->msgs[i], r, b->fds[i], &b->n_fds[i]);
+		if (b->res[i] <= 0 && b->res[i] != -EPROTO)
+			b->n_fds[i] = 0;
+		if (b->res[i] == 0) {
+			/* the peer hung up: what recvmmsg filled after that
+			 * is the same end of file again */
+			n = i + 1;
+			break;
+		}
+	}
+	b->n = (unsigned)n;
 	return n;
 }
 

@@ -662,35 +662,32 @@ static void consumer_read(struct consumer *c)
 	/* A consumer only ever sends HELLO, a RELEASE per frame it got and
 	 * BYE; far more than that in one go is a flood. */
 	unsigned limit = 4 * ZCV_MAX(c->info.max_hold, c->srv->cfg.max_hold) + 16;
+	struct zcv_msg_batch b;
 
-	for (unsigned n = 0; !c->dead; n++) {
-		union zcv_msg m;
-		int fds[ZCV_MSG_MAX_FDS];
-		unsigned n_fds = 0;
-		int r;
+	for (unsigned n = 0; !c->dead;) {
+		int k;
 
 		if (n >= limit) {
 			consumer_dropf(c, -EPROTO, true, "flooding: over %u messages at once",
 				       limit);
 			return;
 		}
-		r = zcv_msg_read(c->fd, &m, fds, &n_fds);
-		if (r == -EAGAIN)
+		k = zcv_msg_read_batch(c->fd, &b, ZCV_MSG_BATCH);
+		if (k == -EAGAIN)
 			return;
-		if (r == 0) {
+		if (k == 0) {
 			consumer_drop(c, -ECONNRESET, "consumer hung up", false);
 			return;
 		}
-		if (r == -EPROTO) {
-			consumer_drop(c, -EPROTO, "malformed message", true);
-			return;
-		}
-		if (r == -ECONNRESET) {
+		if (k == -ECONNRESET) {
 			/* A consumer that closed with our FRAMEs unread in its
 			 * socket: the kernel reports the reset before the BYE it
 			 * sent first, which is still queued. */
-			n_fds = 0;
-			r = zcv_msg_read(c->fd, &m, fds, &n_fds);
+			union zcv_msg m;
+			int fds[ZCV_MSG_MAX_FDS];
+			unsigned n_fds = 0;
+			int r = zcv_msg_read(c->fd, &m, fds, &n_fds);
+
 			if (r > 0)
 				zcv_fds_dispose(fds, n_fds);
 			if (r > 0 && m.hdr.type == ZCV_MSG_BYE)
@@ -703,29 +700,50 @@ static void consumer_read(struct consumer *c)
 					      "connection error (Connection reset by peer)", false);
 			return;
 		}
-		if (r < 0) {
-			consumer_dropf(c, r, false, "connection error (%s)", strerror(-r));
+		if (k < 0) {
+			consumer_dropf(c, k, false, "connection error (%s)", strerror(-k));
 			return;
 		}
-		/* validated: only BUFFER carries fds, and consumers never send it */
-		zcv_fds_dispose(fds, n_fds);
-		switch (m.hdr.type) {
-		case ZCV_MSG_HELLO:
-			handle_hello(c, &m.hello);
-			break;
-		case ZCV_MSG_RELEASE:
-			handle_release(c, &m.release);
-			break;
-		case ZCV_MSG_BYE:
-			consumer_drop(c, m.bye.error,
-				      m.bye.reason[0] ? m.bye.reason : "consumer said goodbye",
-				      false);
-			break;
-		default:
-			consumer_dropf(c, -EPROTO, true, "unexpected %s from a consumer",
-				       zcv_msg_type_name(m.hdr.type));
-			break;
+		for (int i = 0; i < k; i++) {
+			const union zcv_msg *m = &b.msgs[i];
+			int r = b.res[i];
+
+			/* validated: only BUFFER carries fds, and consumers never send it */
+			if (r > 0)
+				zcv_fds_dispose(b.fds[i], b.n_fds[i]);
+			if (c->dead)
+				continue; /* dropped earlier in the batch */
+			if (r == 0) {
+				consumer_drop(c, -ECONNRESET, "consumer hung up", false);
+				continue;
+			}
+			if (r < 0) {
+				consumer_drop(c, -EPROTO, "malformed message", true);
+				continue;
+			}
+			switch (m->hdr.type) {
+			case ZCV_MSG_HELLO:
+				handle_hello(c, &m->hello);
+				break;
+			case ZCV_MSG_RELEASE:
+				handle_release(c, &m->release);
+				break;
+			case ZCV_MSG_BYE:
+				consumer_drop(c, m->bye.error,
+					      m->bye.reason[0] ? m->bye.reason :
+								 "consumer said goodbye",
+					      false);
+				break;
+			default:
+				consumer_dropf(c, -EPROTO, true, "unexpected %s from a consumer",
+					       zcv_msg_type_name(m->hdr.type));
+				break;
+			}
 		}
+		n += (unsigned)k;
+		/* a short batch emptied the socket: epoll says when more comes */
+		if (k < ZCV_MSG_BATCH)
+			return;
 	}
 }
 

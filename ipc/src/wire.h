@@ -85,6 +85,29 @@ int zcv_msg_recv(int sock, void *buf, size_t size, int fds[ZCV_MSG_MAX_FDS], uns
  * validation failure the fds are disposed of and -EPROTO returned. */
 int zcv_msg_read(int sock, union zcv_msg *msg, int fds[ZCV_MSG_MAX_FDS], unsigned *ret_n_fds);
 
+/* Messages read in one recvmmsg (zcv_msg_read_batch). */
+#define ZCV_MSG_BATCH 8
+struct zcv_msg_batch {
+	unsigned n;
+	union zcv_msg msgs[ZCV_MSG_BATCH];
+	/* each message's outcome as zcv_msg_read() returns it: its length, 0
+	 * (the peer hung up: the last slot), -EPROTO (its fds disposed of) */
+	int res[ZCV_MSG_BATCH];
+	int fds[ZCV_MSG_BATCH][ZCV_MSG_MAX_FDS];
+	unsigned n_fds[ZCV_MSG_BATCH];
+};
+
+/*
+ * Up to max (at most ZCV_MSG_BATCH; 0: that many) messages in one
+ * recvmmsg(), each validated as zcv_msg_read() does. Returns the number
+ * read (b->n; slot i's outcome in b->res[i]), 0 when the peer hung up
+ * before any, or a negative errno (-EAGAIN: nothing queued). Fewer than
+ * max read means the queue was empty then: a level-triggered poll says
+ * when more arrives, so no read is needed to find out (one syscall a
+ * wake-up instead of two).
+ */
+int zcv_msg_read_batch(int sock, struct zcv_msg_batch *b, unsigned max);
+
 /* Closes n fds (skipping -1) and sets them to -1. */
 void zcv_close_fds(int *fds, unsigned n);
 
