@@ -346,14 +346,11 @@ int zcv_msg_read_batch(int sock, struct zcv_msg_batch *b, unsigned max)
 		r = recv_finish(&mm[i].msg_hdr, (ssize_t)mm[i].msg_len, sizeof(b->msgs[i]),
 				b->fds[i], &b->n_fds[i]);
 		b->res[i] = read_finish(&b->msgs[i], r, b->fds[i], &b->n_fds[i]);
-		if (b->res[i] <= 0 && b->res[i] != -EPROTO)
+		/* a 0 is a hang-up or an empty packet: either way the caller
+		 * stops there; whatever came after it still has its fds
+		 * collected here, for the caller to dispose of */
+		if (b->res[i] <= 0)
 			b->n_fds[i] = 0;
-		if (b->res[i] == 0) {
-			/* the peer hung up: what recvmmsg filled after that
-			 * is the same end of file again */
-			n = i + 1;
-			break;
-		}
 	}
 	b->n = (unsigned)n;
 	return n;

@@ -90,8 +90,10 @@ int zcv_msg_read(int sock, union zcv_msg *msg, int fds[ZCV_MSG_MAX_FDS], unsigne
 struct zcv_msg_batch {
 	unsigned n;
 	union zcv_msg msgs[ZCV_MSG_BATCH];
-	/* each message's outcome as zcv_msg_read() returns it: its length, 0
-	 * (the peer hung up: the last slot), -EPROTO (its fds disposed of) */
+	/* each message's outcome as zcv_msg_read() returns it: its length
+	 * (its fds in fds[i], the caller's), 0 (the peer hung up, or an
+	 * empty packet: stop there, but dispose of the fds of later slots),
+	 * -EPROTO (its fds disposed of already) */
 	int res[ZCV_MSG_BATCH];
 	int fds[ZCV_MSG_BATCH][ZCV_MSG_MAX_FDS];
 	unsigned n_fds[ZCV_MSG_BATCH];
