@@ -8,10 +8,13 @@ import argparse
 import math
 import os
 import re
+import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
@@ -481,6 +484,140 @@ def test_rtsp(env):
     check(worst >= 30.0, f"every decoded frame matches a source frame (PSNR {worst:.1f} dB >= 30)")
     check(match == sorted(match) and match[-1] > match[0],
           "the decoded frames follow the source frames in order (a moving stream, not a still)")
+
+
+
+def srt_recipe():
+    """The SRT recipe's sender and receiver pipelines, token by token, as
+    README.md writes them."""
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "README.md")) as f:
+        lines = [line for line in f.read().splitlines() if line.startswith("gst-launch-1.0 ")]
+    send = [line for line in lines if "srtsink" in line]
+    recv = [line for line in lines if "srtsrc" in line]
+    check(len(send) == 1 and len(recv) == 1,
+          f"README.md has one SRT sender and one receiver line ({len(send)}, {len(recv)})")
+    return shlex.split(send[0])[1:], shlex.split(recv[0])[1:]
+
+
+def substitute(argv, old, new):
+    """argv with the one token equal to old replaced by new: a README
+    recipe that changed shape fails here, it is not run half-edited."""
+    hits = [i for i, a in enumerate(argv) if a == old]
+    check(len(hits) == 1, f"the README recipe has the token {old!r} once ({len(hits)})")
+    return argv[:hits[0]] + [new] + argv[hits[0] + 1:]
+
+
+def udp_listening(port):
+    """Whether some socket is bound to UDP port (any address)."""
+    for name in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(name) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        if any(r.split()[1].rsplit(":", 1)[1] == f"{port:04X}" for r in rows):
+            return True
+    return False
+
+
+def pattern_code(y):
+    """The frame number the pattern writes into a frame's top rows (32
+    white/black cells, most significant bit first), read from its Y plane
+    at the middle of each cell."""
+    cell_w = (W // 32) & ~1
+    code_h = max(8, H // 16)
+    code_h += code_h & 1
+    row = (code_h // 2) * W
+    k = 0
+    for c in range(32):
+        k = (k << 1) | (y[row + c * cell_w + cell_w // 2] > 128)
+    return k
+
+
+def test_srt(env):
+    """README's SRT recipe over loopback, its two pipelines as written
+    there (only the socket, port, host and output file substituted):
+    zcv-capture pattern -> zcvsrc ! x264enc ! mpegtsmux ! srtsink, and
+    srtsrc ! tsdemux ! avdec_h264 ! I420 ! filesink taking 300 frames.
+    Each decoded frame is compared with the pattern frame whose number it
+    carries in its top rows (PSNR), the numbers rise; zcvsrc copied 0
+    bytes, the producer got everything back, and every process and the
+    UDP port are gone at the end."""
+    for el in ("srtsink", "srtsrc", "x264enc", "mpegtsmux", "tsdemux", "h264parse", "avdec_h264"):
+        if subprocess.run(["gst-inspect-1.0", el], capture_output=True, env=env.env).returncode:
+            print(f"SKIP: GStreamer element {el} missing (srtsink/srtsrc: gstreamer1.0-plugins-bad "
+                  f"built with libsrt; x264enc: -ugly; avdec_h264: gstreamer1.0-libav)")
+            raise Skip()
+    send, recv = srt_recipe()
+    n = int(next(a for a in recv if a.startswith("eos-after=")).split("=", 1)[1])
+    # a free UDP port (the recipe's 8888 may be taken on this machine)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("0.0.0.0", 0))
+        port = s.getsockname()[1]
+    out = env.path("srt.i420")
+    send = substitute(send, "socket=/run/user/1000/zcv/default.sock", f"socket={env.sock}")
+    send = substitute(send, "uri=srt://:8888", f"uri=srt://:{port}")
+    recv = substitute(recv, "uri=srt://HOST:8888", f"uri=srt://127.0.0.1:{port}")
+    recv = substitute(recv, "location=srt.i420", f"location={out}")
+    print(f"  sender:   gst-launch-1.0 {' '.join(send)}\n  receiver: gst-launch-1.0 {' '.join(recv)}")
+    cap = env.capture(frames=None)
+    snd = env.gst("sender", *send)
+    end = time.time() + 30
+    while not udp_listening(port):
+        if snd.poll() is not None:
+            raise Fail(f"the sender exited {snd.returncode} before it listened on UDP port {port}")
+        if time.time() > end:
+            raise Fail(f"the sender did not listen on UDP port {port} within 30 s")
+        time.sleep(0.02)
+    print(f"  ok: the sender listens on UDP port {port}")
+    rcv = env.gst("receiver", *recv)
+    check(env.wait(rcv, 120) == 0, f"the receiver (srt://127.0.0.1:{port}) decoded {n} frames and exited 0")
+    # the producer's end of stream is zcvsrc's EOS: the sender ends by itself
+    cap.send_signal(signal.SIGINT)
+    check(env.wait(cap, 15) == 0, "zcv-capture exited 0 on SIGINT")
+    check(env.wait(snd, 30) == 0, "the sender reached EOS when the producer ended, exited 0")
+    frames, copied_frames, copied, dropped = env.stats("sender")
+    print(f"  zcvsrc: {frames} frames, {copied_frames} copied ({copied} bytes), {dropped} dropped")
+    check(frames > 0 and copied == 0 and copied_frames == 0, "zcvsrc copied 0 bytes (memfd path, lent)")
+    env.check_fds("sender")
+    c, cc = check_producer(env)
+    check(cc["path"] == "memfd", f"producer: zcvsrc on the memfd path ({cc['path']})")
+    with open(out, "rb") as f:
+        got = f.read()
+    check(len(got) == n * NV12_SIZE, f"the receiver wrote {n} frames ({len(got)} bytes)")
+    ysize = W * H
+    codes = [pattern_code(got[k * NV12_SIZE:k * NV12_SIZE + ysize]) for k in range(n)]
+    total = c["frames"]
+    check(all(0 <= a < b for a, b in zip(codes, codes[1:])) and codes[-1] < total,
+          f"the frame numbers decoded rise and lie within the {total} captured "
+          f"({codes[:3]}..{codes[-3:]})")
+    first = codes[0]
+    ref = env.path("ref.i420")
+    check(env.run("pattern-ref", "i420", f"{W}x{H}", str(first), str(codes[-1] - first + 1), ref,
+                  timeout=120).returncode == 0, f"reference frames {first}..{codes[-1]} written")
+    with open(ref, "rb") as f:
+        refs = f.read()
+    scores = [psnr_y(got[k * NV12_SIZE:k * NV12_SIZE + ysize],
+                     refs[(codes[k] - first) * NV12_SIZE:(codes[k] - first) * NV12_SIZE + ysize])
+              for k in range(n)]
+    worst = min(range(n), key=lambda k: scores[k])
+    print(f"  {n} frames, source frames {first}..{codes[-1]} ({codes[-1] - first + 1 - n} not "
+          f"received); worst {scores[worst]:.1f} dB (frame {codes[worst]})")
+    check(scores[worst] >= 30.0,
+          f"every decoded frame matches the source frame it carries the number of "
+          f"(PSNR {scores[worst]:.1f} dB >= 30)")
+    left = [p.label for p in env.procs if p.poll() is None]
+    check(not left, f"no process left running ({left})")
+    stray = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if env.tmp.encode() in f.read():
+                    stray.append(pid)
+        except OSError:
+            pass
+    check(not stray, f"no process on this machine names the test's directory ({stray})")
+    check(not udp_listening(port), f"UDP port {port} is closed")
 
 
 class Skip(Exception):
