@@ -18,10 +18,20 @@
  * Consumers find the phases from the sequence numbers (phase 2 starts at
  * PHASE2_SEQ) and report their CPU time and latency samples in a file.
  *
- * GStreamer's shmsink -> shmsrc is measured as an external peer: real
- * gst-launch-1.0 processes, CPU from their rusage (wait4), the cost of
- * rendering (videotestsrc ! fakesink) subtracted, startup removed by
- * running every pipeline at two frame counts and taking the difference.
+ * The producer writes a 24-byte header (sequence, time) into each frame
+ * and the consumers read it back: the same per-frame work as the peers
+ * below, so that the comparisons measure the transport.
+ *
+ * Peers, each in the same invocation as the zcv runs it is compared with:
+ *  - PipeWire (zcv-bench-pw, pw-peer.c): a private daemon with a minimal
+ *    config, pw_stream producer and consumers linked with pw-link, one
+ *    sealed memfd per buffer; 60 fps, 1000 fps and unpaced;
+ *  - GStreamer, fair (zcv-bench-gst, gst-shm-peer.c): appsrc ! shmsink and
+ *    shmsrc ! appsink doing the same header write and read;
+ *  - GStreamer, legacy: gst-launch-1.0 videotestsrc ! shmsink, with the
+ *    cost of rendering subtracted. Kept for continuity; not a transport
+ *    figure (the subtraction mixes cache states).
+ * Syscalls per frame: each side under strace -c over the measured frames.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -2045,8 +2055,8 @@ int main(int argc, char **argv)
 		gst = false;
 	}
 
-	printf("zcv-bench: NV12, memfd pool of 2 + %u pre-rendered buffers per consumer, unpaced "
-	       "producer; %ld "
+	printf("zcv-bench: NV12, memfd pool of 2 + a window of up to %u pre-rendered buffers per "
+	       "consumer (fewer when 32 buffers cannot hold them all), unpaced producer; %ld "
 	       "CPUs\n"
 	       "prod/cons us: CPU time per frame (unpaced; cons = mean per consumer);\n"
 	       "p50/p99/max: hand-off latency publish -> consumer callback, one frame in flight;\n"
