@@ -99,6 +99,7 @@ struct run {
 	struct sent sent[MAX_SENT];
 	unsigned n_sent;
 	unsigned batch, batch_msgs;
+	bool batch_ended; /* a clean BYE was sent in this batch */
 	/* the sink */
 	struct zcv_client_frame held[MAX_HELD];
 	unsigned n_held;
@@ -325,6 +326,7 @@ static void dispatch(struct run *r)
 
 	r->batch++;
 	r->batch_msgs = 0;
+	r->batch_ended = false;
 	if (!r->c)
 		return;
 	if (r->cfg.flags & FC_CFG_WAIT)
@@ -355,8 +357,12 @@ static void note_sent(struct run *r, const union pkt *p, size_t len, unsigned n_
 		r->sent[r->n_sent++ % MAX_SENT] = (struct sent){ .sequence = m->frame.sequence,
 								 .policy = policy,
 								 .batch = r->batch };
+	} else if (m->hdr.type == ZCV_MSG_BYE && m->bye.error == 0) {
+		/* a clean end delivers what came before it and ends the
+		 * stream: a BYE with an error behind it is never read */
+		r->batch_ended = true;
 	} else if (m->hdr.type == ZCV_MSG_BYE && m->bye.error < 0 &&
-		   r->batch_msgs <= EVICT_BATCH_LIMIT) {
+		   r->batch_msgs <= EVICT_BATCH_LIMIT && !r->batch_ended) {
 		unsigned n = r->n_sent < MAX_SENT ? r->n_sent : MAX_SENT;
 
 		for (unsigned i = 1; i <= n; i++) {
