@@ -99,7 +99,7 @@ def test_src_caps(env):
     the stream, no copy, everything released."""
     cap = env.capture("--wait-consumers", "1")
     g = env.gst("gst", "zcvsrc", f"socket={env.sock}", "client-name=zcvsrc", "!",
-                "fakesink", "silent=true")
+                "fakesink", "silent=false")
     check(env.wait(g, 60) == 0, "gst-launch exited 0 at the producer's end of stream")
     check(env.wait(cap, 10) == 0, "zcv-capture exited 0")
     caps = next(line for line in env.text("gst.out").splitlines()
@@ -107,6 +107,12 @@ def test_src_caps(env):
     for want in ("video/x-raw,", "format=(string)NV12", f"width=(int){W}", f"height=(int){H}",
                  "framerate=(fraction)60/1", "colorimetry="):
         check(want in caps, f"caps negotiated: {want}")
+    # a buffer is the frame, not the allocation it lives in (importers
+    # take its size for the payload: V4L2's bytesused)
+    sizes = [int(n) for n in re.findall(r"chain   \*+ \(fakesink0:sink\) \((\d+) bytes",
+                                        env.text("gst.out"))]
+    check(len(sizes) == 60 and set(sizes) == {NV12_SIZE},
+          f"each of the {len(sizes)} buffers is one {NV12_SIZE}-byte frame ({sorted(set(sizes))})")
     frames, copied_frames, copied, dropped = env.stats("gst")
     print(f"  zcvsrc: {frames} frames, {copied_frames} copied ({copied} bytes), {dropped} dropped")
     check(frames == 60 and dropped == 0, "zcvsrc pushed all 60 frames, none dropped")

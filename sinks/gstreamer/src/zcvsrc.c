@@ -504,6 +504,21 @@ static gboolean apply_format(GstZcvSrc *self)
 	return TRUE;
 }
 
+/* Bytes of fd that hold planes of the frame: the end of its last plane
+ * (within the memory object, which the client checked). */
+static gsize mem_extent(const GstZcvSrc *self, const struct zcv_client_frame *f, int fd)
+{
+	uint64_t end = 0, len = 0;
+
+	for (unsigned p = 0; p < f->n_planes; p++) {
+		if (f->fd[p] != fd)
+			continue;
+		end = MAX(end, (uint64_t)f->offset[p] + self->fmt.layout.planes[p].size);
+		len = f->length[p];
+	}
+	return (gsize)MIN(end, len);
+}
+
 /* Wraps pool buffer f->index of the current generation once. */
 static struct src_slot *slot_get(GstZcvSrc *self, const struct zcv_client_frame *f)
 {
@@ -541,6 +556,11 @@ static struct src_slot *slot_get(GstZcvSrc *self, const struct zcv_client_frame 
 		else
 			mem = gst_fd_allocator_alloc(self->fd_alloc, fd, (gsize)f->length[p],
 						     GST_FD_MEMORY_FLAG_KEEP_MAPPED);
+		/* The memory holds the frame, not the whole allocation: an
+		 * importer takes its size for the payload (v4l2 elements set
+		 * bytesused from it, which vb2 refuses past the format's
+		 * sizeimage); the rest stays reachable as maxsize. */
+		gst_memory_resize(mem, 0, (gssize)mem_extent(self, f, fds[m]));
 		GST_MINI_OBJECT_FLAG_SET(mem, GST_MEMORY_FLAG_READONLY);
 		s->mem_base[m] = gst_buffer_get_size(s->parent);
 		gst_buffer_append_memory(s->parent, mem);
@@ -662,9 +682,12 @@ static GstFlowReturn make_buffer(GstZcvSrc *self, struct zcv_client_frame *f, Gs
 		return GST_FLOW_ERROR;
 	}
 	zb = gst_buffer_new();
-	for (unsigned m = 0; m < s->n_mem; m++)
-		gst_buffer_append_memory(
-			zb, gst_memory_share(gst_buffer_peek_memory(s->parent, m), 0, -1));
+	for (unsigned m = 0; m < s->n_mem; m++) {
+		GstMemory *pm = gst_buffer_peek_memory(s->parent, m);
+
+		/* the size said: an fd memory's share of -1 runs to maxsize */
+		gst_buffer_append_memory(zb, gst_memory_share(pm, 0, (gssize)pm->size));
+	}
 	for (unsigned p = 0; p < f->n_planes && p < GST_VIDEO_MAX_PLANES; p++) {
 		offset[p] = s->mem_base[s->plane_mem[p]] + f->offset[p];
 		stride[p] = (gint)f->stride[p];
