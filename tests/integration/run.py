@@ -246,10 +246,15 @@ def test_kill_consumer(env):
     check(env.wait(sample, 20) == 0, "sample sink finished the stream")
     check(env.wait(cap, 10) == 0, "zcv-capture exited 0")
     frames = [f[0] for f in parse_print_sink(env.text("zcv-sample-print.out"))]
-    check(frames == list(range(frames[0], 240)),
-          f"sample sink got every frame from its first ({frames[0]}) to 239 in order")
-    check(took < 10, f"the late consumer was served {took:.1f} s after the kill (hold timeout 60 s)")
     c = env.json("cap.json")
+    # a copy-tier consumer descheduled for two frame periods is skipped,
+    # and told so: what must hold is that no frame went missing unsaid
+    skipped = consumer_by_name(c, "print-sink")["skipped"]
+    check(frames[-1] == 239 and all(a < b for a, b in zip(frames, frames[1:]))
+          and len(frames) + skipped == 240 - frames[0],
+          f"sample sink got the frames from its first ({frames[0]}) to 239 in order: {len(frames)} "
+          f"received, {skipped} skipped by the producer")
+    check(took < 10, f"the late consumer was served {took:.1f} s after the kill (hold timeout 60 s)")
     h = consumer_by_name(c, "holder")
     check(h["end_error"] != -110, f"holder was reclaimed on hang-up, not by the hold timeout ({h['end_reason']!r})")
     check(consumer_by_name(c, "late")["max_hold"] == 2, "the late consumer was granted 2")
