@@ -1210,6 +1210,61 @@ static void add_hold(struct consumer *c, struct zcv_pool *pool, unsigned idx, ui
 	c->info.frames_sent++;
 }
 
+/* Sends frame idx (message f, filled but for generation and index) to
+ * consumer c if it may take it; counts what was lent and sent. */
+static void publish_to(struct consumer *c, unsigned idx, const struct zcv_frame_meta *meta,
+		       struct zcv_msg_frame *f, size_t len, uint64_t now, unsigned *lent, int *got)
+{
+	struct zcv_server *srv = c->srv;
+	bool copy = c->info.path == ZCV_PATH_COPY;
+	unsigned send_idx = idx;
+	int r;
+
+	if (c->info.state != ZCV_CONSUMER_STREAMING)
+		return;
+	/* A newer frame exists for it (whether it gets it or is skipped):
+	 * the frame it kept is an ordinary hold from now on. */
+	for (unsigned i = 0; i < c->n_holds; i++)
+		if (c->holds[i].latest) {
+			c->holds[i].latest = false;
+			c->holds[i].since_ns = now;
+		}
+	if (c->n_holds >= c->info.max_hold) {
+		c->info.skipped++;
+		return;
+	}
+	if (copy) {
+		r = copy_frame(c, idx, &send_idx);
+		if (r == -EAGAIN) {
+			c->info.skipped++;
+			return;
+		}
+		if (r < 0) {
+			c->pending_error = r;
+			return;
+		}
+	}
+	f->generation = consumer_pool(c)->generation;
+	f->index = send_idx;
+	f->hdr.version = (uint16_t)c->version;
+	r = zcv_msg_send(c->fd, f, len, NULL, 0);
+	if (r < 0) {
+		/* Never block on a consumer: a full socket means it stopped reading. */
+		c->pending_error = r == -EAGAIN ? -ENOBUFS : r;
+		if (copy)
+			zcv_pool_lend(c->copy_pool, send_idx, 0);
+		return;
+	}
+	if (copy) {
+		zcv_pool_lend(c->copy_pool, send_idx, 1);
+		add_hold(c, c->copy_pool, send_idx, meta->sequence, now, true);
+	} else {
+		add_hold(c, srv->pool, idx, meta->sequence, now, false);
+		(*lent)++;
+	}
+	(*got)++;
+}
+
 int zcv_server_publish(struct zcv_server *srv, unsigned idx, const struct zcv_frame_meta *meta)
 {
 	static const struct zcv_frame_meta no_meta;
@@ -1239,54 +1294,12 @@ int zcv_server_publish(struct zcv_server *srv, unsigned idx, const struct zcv_fr
 				pool->layout.planes[p].size;
 	pool->buffers[idx].sequence = meta->sequence;
 
-	for (c = srv->consumers; c && !srv->ended; c = c->next) {
-		bool copy = c->info.path == ZCV_PATH_COPY;
-		unsigned send_idx = idx;
-
-		if (c->info.state != ZCV_CONSUMER_STREAMING)
-			continue;
-		/* A newer frame exists for it (whether it gets it or is skipped):
-		 * the frame it kept is an ordinary hold from now on. */
-		for (unsigned i = 0; i < c->n_holds; i++)
-			if (c->holds[i].latest) {
-				c->holds[i].latest = false;
-				c->holds[i].since_ns = now;
-			}
-		if (c->n_holds >= c->info.max_hold) {
-			c->info.skipped++;
-			continue;
-		}
-		if (copy) {
-			r = copy_frame(c, idx, &send_idx);
-			if (r == -EAGAIN) {
-				c->info.skipped++;
-				continue;
-			}
-			if (r < 0) {
-				c->pending_error = r;
-				continue;
-			}
-		}
-		f.generation = consumer_pool(c)->generation;
-		f.index = send_idx;
-		f.hdr.version = (uint16_t)c->version;
-		r = zcv_msg_send(c->fd, &f, len, NULL, 0);
-		if (r < 0) {
-			/* Never block on a consumer: a full socket means it stopped reading. */
-			c->pending_error = r == -EAGAIN ? -ENOBUFS : r;
-			if (copy)
-				zcv_pool_lend(c->copy_pool, send_idx, 0);
-			continue;
-		}
-		if (copy) {
-			zcv_pool_lend(c->copy_pool, send_idx, 1);
-			add_hold(c, c->copy_pool, send_idx, meta->sequence, now, true);
-		} else {
-			add_hold(c, pool, idx, meta->sequence, now, false);
-			lent++;
-		}
-		got++;
-	}
+	/* Zero-copy consumers first: a copy takes the frame's size in time
+	 * (milliseconds at 4K), and nobody who needs none waits for it. */
+	for (int pass = 0; pass < 2; pass++)
+		for (c = srv->consumers; c && !srv->ended; c = c->next)
+			if ((c->info.path == ZCV_PATH_COPY) == (pass == 1))
+				publish_to(c, idx, meta, &f, len, now, &lent, &got);
 	/* Lent before any drop below, which gives back the holds just taken. */
 	zcv_pool_lend(pool, idx, lent);
 

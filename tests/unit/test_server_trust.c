@@ -975,15 +975,89 @@ static void test_group_socket_path(void **state)
 	env_finish(&e);
 }
 
+/* The kernel's time of the message queued first on fd, which stays
+ * queued (MSG_PEEK), in ns of CLOCK_REALTIME; 0 when none. */
+static uint64_t queued_at(int fd)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(struct timespec)) +
+			 CMSG_SPACE(ZCV_MSG_MAX_FDS * sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	char data[ZCV_MSG_MAX_SIZE];
+	struct iovec iov = { data, sizeof(data) };
+	struct msghdr mh = { .msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf) };
+	uint64_t at = 0;
+
+	if (recvmsg(fd, &mh, MSG_PEEK | MSG_DONTWAIT) <= 0)
+		return 0;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
+			struct timespec ts;
+
+			memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
+			at = (uint64_t)ts.tv_sec * SEC + (uint64_t)ts.tv_nsec;
+		}
+	return at;
+}
+
+/*
+ * A copy-tier consumer that connected first does not delay a zero-copy
+ * one: the zero-copy FRAME is queued before the copy is made. The order
+ * is read from the kernel's receive timestamps of the two messages
+ * (SO_TIMESTAMPNS, peeked while they wait, before the clients read).
+ */
+static void test_zero_copy_before_copies(void **state)
+{
+	struct env e;
+	struct sink *copy, *zc;
+	uint64_t t_copy, t_zc;
+	int on = 1, off = 0;
+
+	(void)state;
+	env_start(&e, NULL, 8);
+	copy = sink_connect(&e, 0, ZCV_CAP_NEEDS_COPY | ZCV_CAP_MEMFD, 2, false);
+	pump(&e);
+	zc = sink_connect(&e, 1, 0, 2, false);
+	pump(&e);
+	assert_int_equal(zcv_client_get_format(copy->c)->path, ZCV_PATH_COPY);
+	assert_int_equal(zcv_client_get_format(zc->c)->path, ZCV_PATH_MEMFD);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(setsockopt(zcv_client_get_fd(e.sinks[i].c), SOL_SOCKET,
+					    SO_TIMESTAMPNS, &on, sizeof(on)),
+				 0);
+
+	assert_int_equal(produce(&e, 1), 2);
+	t_copy = queued_at(zcv_client_get_fd(copy->c));
+	t_zc = queued_at(zcv_client_get_fd(zc->c));
+	assert_true(t_copy && t_zc);
+	assert_true(t_zc < t_copy);
+
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(setsockopt(zcv_client_get_fd(e.sinks[i].c), SOL_SOCKET,
+					    SO_TIMESTAMPNS, &off, sizeof(off)),
+				 0);
+	pump(&e);
+	assert_int_equal(copy->n_frames, 1);
+	assert_int_equal(zc->n_frames, 1);
+	env_finish(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, fd_setup, fd_teardown)
-		T(test_budget_grants),      T(test_budget_planned),       T(test_budget_reserve),
-		T(test_budget_set_pool),    T(test_handshake_quota),      T(test_handshake_replace),
-		T(test_handshake_timeout),  T(test_name_sanitised),       T(test_closer_lingering),
-		T(test_closer_queue_full),  T(test_server_lingering_fds), T(test_server_many_fds),
-		T(test_group_default_path), T(test_group_socket_path),
+		T(test_budget_grants),           T(test_budget_planned),
+		T(test_budget_reserve),          T(test_budget_set_pool),
+		T(test_handshake_quota),         T(test_handshake_replace),
+		T(test_handshake_timeout),       T(test_name_sanitised),
+		T(test_closer_lingering),        T(test_closer_queue_full),
+		T(test_server_lingering_fds),    T(test_server_many_fds),
+		T(test_group_default_path),      T(test_group_socket_path),
+		T(test_zero_copy_before_copies),
 #undef T
 	};
 
