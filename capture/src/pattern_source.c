@@ -69,9 +69,14 @@ static int pattern_dispatch(struct zcv_source *src)
 
 	if (read(src->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		return -errno;
-	/* Produce every frame that is due, but at most a pool's worth per call
-	 * so the caller's loop keeps serving consumers. */
-	for (unsigned n = 0; n < src->pool->n_buffers; n++) {
+	/* Paced, one frame per call: when late, the next one is due already,
+	 * the timer armed for it fires at once, and the caller's loop serves
+	 * consumers (their releases, the frame just sent) between renders
+	 * instead of waiting for a backlog rendered back to back. Unpaced, at
+	 * most a pool's worth per call. */
+	unsigned limit = paced(ps) ? 1 : src->pool->n_buffers;
+
+	for (unsigned n = 0; n < limit; n++) {
 		struct zcv_frame_meta meta = { 0 };
 		uint8_t *planes[ZCV_MAX_PLANES] = { 0 };
 		struct zcv_buffer *buf;

@@ -4,7 +4,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include <zcv/pattern.h>
 #include <zcv/source.h>
@@ -205,6 +208,48 @@ static void test_source_fit(void **state)
 	free(run.scratch);
 }
 
+/*
+ * Paced and late, the pattern source renders one frame per dispatch and
+ * its fd is readable again at once: the caller's loop gets to serve
+ * consumers between the frames of a backlog, and no frame is skipped.
+ * The backlog is made by not dispatching for 20 frame periods (1 ms each;
+ * sleeping longer only makes it longer).
+ */
+static void test_source_backlog(void **state)
+{
+	struct zcv_pattern_source_config cfg = {
+		.fourcc = ZCV_FMT_NV12,
+		.width = 64,
+		.height = 32,
+		.fps_num = 1000,
+		.fps_den = 1,
+		.frames = 20,
+	};
+	struct fit_run run = { 0 };
+	struct pollfd pfd = { .events = POLLIN };
+
+	(void)state;
+	assert_int_equal(zcv_pattern_source_create(
+				 &cfg, &(struct zcv_source_callbacks){ fit_frame }, &run, &run.src),
+			 0);
+	run.scratch = malloc(zcv_source_get_pool(run.src)->layout.size);
+	pfd.fd = zcv_source_get_fd(run.src);
+	assert_int_equal(zcv_source_start(run.src), 0);
+	usleep(25000);
+	for (unsigned k = 1; k <= 19; k++) {
+		assert_int_equal(poll(&pfd, 1, 0), 1);
+		assert_int_equal(zcv_source_dispatch(run.src), 0);
+		assert_int_equal(run.frames, k);
+	}
+	assert_int_equal(poll(&pfd, 1, 0), 1);
+	assert_int_equal(zcv_source_dispatch(run.src), 1);
+	assert_int_equal(run.frames, 20);
+	assert_int_equal(zcv_source_frames(run.src), 20);
+	assert_int_equal(run.bad, 0);
+	zcv_source_destroy(run.src);
+	free(run.scratch);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -215,6 +260,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_input, zcv_test_fd_setup,
 						zcv_test_fd_teardown),
 		cmocka_unit_test_setup_teardown(test_source_fit, zcv_test_fd_setup,
+						zcv_test_fd_teardown),
+		cmocka_unit_test_setup_teardown(test_source_backlog, zcv_test_fd_setup,
 						zcv_test_fd_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

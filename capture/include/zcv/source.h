@@ -44,8 +44,10 @@ int zcv_source_start(struct zcv_source *src);
 void zcv_source_destroy(struct zcv_source *src); /* accepts NULL */
 int zcv_source_get_fd(struct zcv_source *src);   /* owned by the source */
 
-/* Produces the frames that are due. Returns 0, 1 once the last frame
- * (cfg.frames) has been produced, or a negative errno. */
+/* Produces frames that are due: the pattern source, paced, one per call
+ * (its fd stays readable while more are due), so the caller's loop runs
+ * between them. Returns 0, 1 once the last frame (cfg.frames) has been
+ * produced, or a negative errno. */
 int zcv_source_dispatch(struct zcv_source *src);
 
 struct zcv_pool *zcv_source_get_pool(struct zcv_source *src);
