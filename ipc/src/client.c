@@ -115,6 +115,10 @@ struct zcv_client {
 	/* the socket can still carry RELEASEs (streaming, or after a clean end) */
 	bool connected;
 	bool dispatching;
+	/* the socket's O_NONBLOCK is clear: wait_dispatch may block in recvmmsg
+	 * (every other call on it passes MSG_DONTWAIT) */
+	bool sock_blocking;
+	int rcvtimeo_ms; /* SO_RCVTIMEO last set on this socket; 0: none */
 	/* how it ended, told to the closed callback after the batch's frames */
 	bool closed_notified;
 	int close_error;
@@ -647,7 +651,10 @@ static bool should_reconnect(const struct zcv_client *c)
 /* Connect errors worth waiting out: nobody listens there yet. */
 static bool connect_retryable(int r)
 {
-	return r == -ENOENT || r == -ECONNREFUSED || r == -EPIPE || r == -ECONNRESET;
+	/* -EAGAIN: the producer's listen backlog is full (it is stopped, or
+	 * flooded); it may drain */
+	return r == -ENOENT || r == -ECONNREFUSED || r == -EPIPE || r == -ECONNRESET ||
+	       r == -EAGAIN;
 }
 
 static void watch_dir(struct zcv_client *c)
@@ -870,6 +877,67 @@ static void reconnect_attempt(struct zcv_client *c)
 		retry_later(c, r, reason);
 }
 
+/*
+ * Handles what one read of want messages returned (k: as
+ * zcv_msg_read_batch()). Returns true when the batch was full, so the
+ * socket may hold more.
+ */
+static bool handle_batch(struct zcv_client *c, int k, unsigned want)
+{
+	if (k == -EAGAIN)
+		return false;
+	if (k <= 0) {
+		if (k == 0)
+			fail(c, -ECONNRESET, "the producer went away");
+		else
+			failf(c, k, "connection error: %s", strerror(-k));
+		return false;
+	}
+	for (int i = 0; i < k; i++) {
+		union zcv_msg *m = &c->batch->msgs[i];
+		int r = c->batch->res[i];
+
+		if (c->result)
+			; /* the stream ended earlier in the batch */
+		else if (r == 0)
+			fail(c, -ECONNRESET, "the producer went away");
+		else if (r == -EPROTO)
+			fail(c, -EPROTO, "malformed message from the producer");
+		else
+			handle_message(c, m, c->batch->fds[i], c->batch->n_fds[i]);
+		/* whatever the handlers did not keep */
+		if (r > 0)
+			zcv_fds_dispose(c->batch->fds[i], c->batch->n_fds[i]);
+	}
+	/* a short batch emptied the socket: poll tells when more comes */
+	return (unsigned)k == want;
+}
+
+/* Reads and handles, without blocking, what is queued, n messages having
+ * been read in this dispatch already: all of it (at most
+ * DISPATCH_MAX_MESSAGES) before any frame is delivered. */
+static void read_more(struct zcv_client *c, unsigned n)
+{
+	while (n < DISPATCH_MAX_MESSAGES && !c->result) {
+		unsigned want = ZCV_MIN(ZCV_MSG_BATCH, DISPATCH_MAX_MESSAGES - n);
+		int k = zcv_msg_read_batch(c->fd, c->batch, want);
+
+		if (!handle_batch(c, k, want))
+			break;
+		n += (unsigned)k;
+	}
+}
+
+/* After the reads: callbacks, then the releases they made. */
+static int dispatch_end(struct zcv_client *c)
+{
+	c->lost = c->result && should_reconnect(c);
+	deliver(c);
+	c->dispatching = false;
+	flush_releases(c);
+	return c->result;
+}
+
 static int dispatch_locked(struct zcv_client *c)
 {
 	if (c->dispatching)
@@ -888,45 +956,8 @@ static int dispatch_locked(struct zcv_client *c)
 	if (c->result)
 		return c->result;
 	c->dispatching = true;
-	for (unsigned n = 0; n < DISPATCH_MAX_MESSAGES && !c->result;) {
-		unsigned want = ZCV_MIN(ZCV_MSG_BATCH, DISPATCH_MAX_MESSAGES - n);
-		int k = zcv_msg_read_batch(c->fd, c->batch, want);
-
-		if (k == -EAGAIN)
-			break;
-		if (k <= 0) {
-			if (k == 0)
-				fail(c, -ECONNRESET, "the producer went away");
-			else
-				failf(c, k, "connection error: %s", strerror(-k));
-			break;
-		}
-		for (int i = 0; i < k; i++) {
-			union zcv_msg *m = &c->batch->msgs[i];
-			int r = c->batch->res[i];
-
-			if (c->result)
-				; /* the stream ended earlier in the batch */
-			else if (r == 0)
-				fail(c, -ECONNRESET, "the producer went away");
-			else if (r == -EPROTO)
-				fail(c, -EPROTO, "malformed message from the producer");
-			else
-				handle_message(c, m, c->batch->fds[i], c->batch->n_fds[i]);
-			/* whatever the handlers did not keep */
-			if (r > 0)
-				zcv_fds_dispose(c->batch->fds[i], c->batch->n_fds[i]);
-		}
-		n += (unsigned)k;
-		/* a short batch emptied the socket: poll tells when more comes */
-		if ((unsigned)k < want)
-			break;
-	}
-	c->lost = c->result && should_reconnect(c);
-	deliver(c);
-	c->dispatching = false;
-	flush_releases(c);
-	return c->result;
+	read_more(c, 0);
+	return dispatch_end(c);
 }
 
 int zcv_client_dispatch(struct zcv_client *c)
@@ -939,13 +970,79 @@ int zcv_client_dispatch(struct zcv_client *c)
 	return r;
 }
 
+/* What SO_RCVTIMEO the blocking wait of wait_dispatch uses for timeout_ms
+ * (not 0); -1 waits this long, as 0 (forever) would make signals restart
+ * the read (SA_RESTART) instead of returning. */
+#define WAIT_FOREVER_MS 10000
+
+/* Sets SO_RCVTIMEO when it changes (steady state: no syscall). */
+static int set_rcvtimeo(struct zcv_client *c, int timeout_ms)
+{
+	int ms = timeout_ms < 0 ? WAIT_FOREVER_MS : timeout_ms;
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+	if (ms == c->rcvtimeo_ms)
+		return 0;
+	if (setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+		return -errno;
+	c->rcvtimeo_ms = ms;
+	return 0;
+}
+
+/*
+ * The blocking path of wait_dispatch: one recvmmsg that sleeps until a
+ * message comes, then the batch handled as dispatch does. Returns 1 with
+ * *ret the dispatch result when it took the path, 0 when the caller must
+ * poll instead (releases queued, not connected, reconnecting, ended, or
+ * the socket could not be set up for it).
+ */
+static int wait_blocking(struct zcv_client *c, int timeout_ms, int *ret)
+{
+	int k;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->dispatching) {
+		pthread_mutex_unlock(&c->lock);
+		*ret = -EBUSY;
+		return 1;
+	}
+	if (c->fd < 0 || !c->connected || !c->sock_blocking || c->result || c->n_queued ||
+	    set_rcvtimeo(c, timeout_ms) < 0) {
+		pthread_mutex_unlock(&c->lock);
+		return 0;
+	}
+	/* The socket and the batch are ours while dispatching is set; the
+	 * lock is not held across the wait, so releases from other threads
+	 * go out meanwhile (their sends do not wait: MSG_DONTWAIT). */
+	c->dispatching = true;
+	pthread_mutex_unlock(&c->lock);
+	k = zcv_msg_read_batch_wait(c->fd, c->batch, ZCV_MSG_BATCH);
+	pthread_mutex_lock(&c->lock);
+	if (k == -EAGAIN || k == -EINTR) {
+		/* SO_RCVTIMEO ran out (EAGAIN, which is EWOULDBLOCK), or a
+		 * signal the caller may want to look at */
+		c->dispatching = false;
+		flush_releases(c);
+		*ret = c->result;
+	} else {
+		if (handle_batch(c, k, ZCV_MSG_BATCH))
+			read_more(c, (unsigned)k);
+		*ret = dispatch_end(c);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return 1;
+}
+
 int zcv_client_wait_dispatch(struct zcv_client *c, int timeout_ms)
 {
-	struct pollfd pfd = { .fd = zcv_client_get_fd(c), .events = zcv_client_get_events(c) };
+	struct pollfd pfd;
 	int r;
 
 	if (c->result) /* only the dispatching thread writes it */
 		return zcv_client_dispatch(c);
+	if (timeout_ms != 0 && wait_blocking(c, timeout_ms, &r))
+		return r;
+	pfd = (struct pollfd){ .fd = zcv_client_get_fd(c), .events = zcv_client_get_events(c) };
 	r = poll(&pfd, 1, timeout_ms);
 	if (r < 0)
 		return errno == EINTR ? 0 : -errno;
@@ -1106,7 +1203,12 @@ static int try_connect(struct zcv_client *c, char *reason, size_t reason_size, i
 
 	r = zcv_socket_connect(c->path);
 	if (r < 0) {
-		snprintf(reason, reason_size, "cannot connect to %s: %s", c->path, strerror(-r));
+		if (r == -EAGAIN) /* not strerror's "try again" */
+			snprintf(reason, reason_size, "cannot connect to %s: its backlog is full",
+				 c->path);
+		else
+			snprintf(reason, reason_size, "cannot connect to %s: %s", c->path,
+				 strerror(-r));
 		return r;
 	}
 	fd = r;
@@ -1147,6 +1249,12 @@ static int try_connect(struct zcv_client *c, char *reason, size_t reason_size, i
 			 strerror(-r));
 		goto fail_fd;
 	}
+	/* Blocking from here on for wait_dispatch's one recvmmsg; every other
+	 * call on the socket passes MSG_DONTWAIT. Left non-blocking if this
+	 * fails: wait_dispatch then polls. */
+	r = fcntl(fd, F_GETFL);
+	c->sock_blocking = r >= 0 && fcntl(fd, F_SETFL, r & ~O_NONBLOCK) == 0;
+	c->rcvtimeo_ms = 0;
 	c->fd = fd;
 	c->connected = true;
 	return 0;

@@ -314,7 +314,8 @@ int zcv_msg_read(int sock, union zcv_msg *msg, int fds[ZCV_MSG_MAX_FDS], unsigne
 	return n;
 }
 
-int zcv_msg_read_batch(int sock, struct zcv_msg_batch *b, unsigned max)
+/* zcv_msg_read_batch() with recvmmsg flags; EINTR retried unless wait. */
+static int read_batch(int sock, struct zcv_msg_batch *b, unsigned max, bool wait)
 {
 	union recv_control control[ZCV_MSG_BATCH];
 	struct mmsghdr mm[ZCV_MSG_BATCH];
@@ -332,9 +333,17 @@ int zcv_msg_read_batch(int sock, struct zcv_msg_batch *b, unsigned max)
 		mm[i].msg_hdr.msg_control = control[i].buf;
 		mm[i].msg_hdr.msg_controllen = sizeof(control[i].buf);
 	}
-	do
-		n = recvmmsg(sock, mm, max, MSG_CMSG_CLOEXEC | MSG_DONTWAIT, NULL);
-	while (n < 0 && errno == EINTR);
+	if (wait) {
+		/* One message or the socket's timeout ends the wait; whatever
+		 * else is queued by then comes in the same call. A signal
+		 * makes it return (-EINTR), SA_RESTART or not, because the
+		 * caller set SO_RCVTIMEO: see zcv_msg_read_batch_wait(). */
+		n = recvmmsg(sock, mm, max, MSG_CMSG_CLOEXEC | MSG_WAITFORONE, NULL);
+	} else {
+		do
+			n = recvmmsg(sock, mm, max, MSG_CMSG_CLOEXEC | MSG_DONTWAIT, NULL);
+		while (n < 0 && errno == EINTR);
+	}
 	if (n < 0)
 		return -errno;
 	if (n == 0)
@@ -354,6 +363,16 @@ int zcv_msg_read_batch(int sock, struct zcv_msg_batch *b, unsigned max)
 	}
 	b->n = (unsigned)n;
 	return n;
+}
+
+int zcv_msg_read_batch(int sock, struct zcv_msg_batch *b, unsigned max)
+{
+	return read_batch(sock, b, max, false);
+}
+
+int zcv_msg_read_batch_wait(int sock, struct zcv_msg_batch *b, unsigned max)
+{
+	return read_batch(sock, b, max, true);
 }
 
 void zcv_msg_hello_set_constraints(struct zcv_msg_hello *h, const struct zcv_constraints *c)

@@ -149,21 +149,21 @@ int zcv_socket_connect(const char *path)
 {
 	struct sockaddr_un addr;
 	zcv_autoclose int fd = -1;
-	int r, fl;
+	int r;
 
 	r = zcv_socket_addr(path, &addr);
 	if (r < 0)
 		return r;
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	/* Non-blocking from the start: a listener whose backlog is full (a
+	 * stopped producer, or a local process flooding it) makes connect()
+	 * fail with EAGAIN instead of blocking the caller's loop. */
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
 	do
 		r = connect(fd, (struct sockaddr *)&addr, sizeof(addr));
 	while (r < 0 && errno == EINTR);
 	if (r < 0)
-		return -errno;
-	fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
 		return -errno;
 	return zcv_steal_fd(&fd);
 }

@@ -110,6 +110,17 @@ struct zcv_msg_batch {
  */
 int zcv_msg_read_batch(int sock, struct zcv_msg_batch *b, unsigned max);
 
+/*
+ * zcv_msg_read_batch() that waits on a blocking socket (O_NONBLOCK clear)
+ * for the first message (recvmmsg with MSG_WAITFORONE: the rest of what is
+ * queued then comes in the same call), for at most the socket's
+ * SO_RCVTIMEO. Returns as zcv_msg_read_batch(), -EAGAIN (or -EWOULDBLOCK)
+ * when SO_RCVTIMEO ran out, -EINTR when a signal came (not retried: with
+ * SO_RCVTIMEO set the kernel does not restart it even under SA_RESTART,
+ * and a caller's signal flag must be seen).
+ */
+int zcv_msg_read_batch_wait(int sock, struct zcv_msg_batch *b, unsigned max);
+
 /* Closes n fds (skipping -1) and sets them to -1. */
 void zcv_close_fds(int *fds, unsigned n);
 
@@ -124,8 +135,9 @@ void zcv_close_fds(int *fds, unsigned n);
  */
 int zcv_socket_listen(const char *path, unsigned mode);
 
-/* Connects a SOCK_SEQPACKET socket to path (blocking connect), then makes
- * it non-blocking. Returns a new fd (CLOEXEC) or a negative errno. */
+/* Connects a non-blocking SOCK_SEQPACKET socket to path: never waits (a
+ * listener with a full backlog: -EAGAIN). Returns a new fd (CLOEXEC,
+ * O_NONBLOCK) or a negative errno (-ENOENT, -ECONNREFUSED, -EAGAIN, ...). */
 int zcv_socket_connect(const char *path);
 
 /* zcv_socket_default_path() without creating the directory (clients). */

@@ -110,7 +110,8 @@ struct run {
 	uint32_t fmt_gen;
 	bool closed;
 	int closed_error;
-	bool hung_up; /* the producer shut its end */
+	bool hung_up;        /* the producer shut its end */
+	bool hangup_pending; /* ... since the last dispatch */
 	/* fds sent that can shrink, to shrink behind the client's back */
 	int kept[MAX_KEPT];
 	unsigned n_kept;
@@ -324,12 +325,17 @@ static void dispatch(struct run *r)
 {
 	int ret;
 
+	bool sent = r->batch_msgs || r->hangup_pending;
+
 	r->batch++;
 	r->batch_msgs = 0;
 	r->batch_ended = false;
+	r->hangup_pending = false;
 	if (!r->c)
 		return;
-	if (r->cfg.flags & FC_CFG_WAIT)
+	if ((r->cfg.flags & FC_CFG_WAIT_BLOCK) && sent)
+		ret = zcv_client_wait_dispatch(r->c, 5);
+	else if (r->cfg.flags & FC_CFG_WAIT)
 		ret = zcv_client_wait_dispatch(r->c, 0);
 	else
 		ret = zcv_client_dispatch(r->c);
@@ -655,6 +661,7 @@ static void op_hangup(struct run *r)
 	if (r->fd < 0)
 		return;
 	r->hung_up = true;
+	r->hangup_pending = true;
 	if (o.how == 0) {
 		shutdown(r->fd, SHUT_WR);
 	} else {

@@ -82,6 +82,10 @@ struct fp_encode {
 #define FC_CFG_SMALL_SNDBUF 0x08 /* shrink the client's send buffer: releases back up */
 #define FC_CFG_NO_FRAME_CB 0x10  /* no frame callback: the client releases by itself */
 #define FC_CFG_WAIT 0x20         /* zcv_client_wait_dispatch(c, 0) instead of dispatch */
+/* zcv_client_wait_dispatch(c, 5): its blocking recvmmsg path, when the
+ * producer sent something (or hung up) since the last dispatch, so it never
+ * waits out the timeout; otherwise as without the flag */
+#define FC_CFG_WAIT_BLOCK 0x40
 
 struct fc_config {
 	uint8_t caps;

@@ -147,6 +147,21 @@ static void protocol_seeds(void)
 #define C_FRAME(s, p) SEED_MSG(s, FC_OP_FRAME, struct fc_frame, .policy = p)
 #define C_POOL(s, ...) SEED_OP(s, FC_OP_POOL, struct fc_pool, __VA_ARGS__)
 
+/* Frames and a BYE with an error queue up, then one dispatch. */
+static void client_evicted_seed(const char *name, uint8_t flags)
+{
+	struct seed s = { .n = 0 };
+
+	SEED_FIELDS(&s, struct fc_config, .caps = FC_CAPS_DEFAULT, .flags = flags);
+	C_POOL(&s, .n_buffers = 0);
+	C_FRAME(&s, FC_POLICY_HOLD);
+	SEED_MSG(&s, FC_OP_FRAME | FUZZ_OP_BATCH, struct fc_frame, .policy = FC_POLICY_HOLD);
+	SEED_MSG(&s, FC_OP_BYE | FUZZ_OP_BATCH, struct fc_bye, .error = 110, .reason_len = 20);
+	SEED_BYTES(&s, FC_OP_DRAIN);
+	SEED_OP(&s, FC_OP_RELEASE, struct fc_release, .which = 255);
+	save("client", name, &s);
+}
+
 static void client_seeds(void)
 {
 	struct seed s = { .n = 0 };
@@ -195,15 +210,7 @@ static void client_seeds(void)
 	save("client", "explicit", &s);
 
 	/* evicted: frames and a BYE with an error queue up, then one dispatch */
-	s.n = 0;
-	SEED_FIELDS(&s, struct fc_config, .caps = FC_CAPS_DEFAULT);
-	C_POOL(&s, .n_buffers = 0);
-	C_FRAME(&s, FC_POLICY_HOLD);
-	SEED_MSG(&s, FC_OP_FRAME | FUZZ_OP_BATCH, struct fc_frame, .policy = FC_POLICY_HOLD);
-	SEED_MSG(&s, FC_OP_BYE | FUZZ_OP_BATCH, struct fc_bye, .error = 110, .reason_len = 20);
-	SEED_BYTES(&s, FC_OP_DRAIN);
-	SEED_OP(&s, FC_OP_RELEASE, struct fc_release, .which = 255);
-	save("client", "evicted", &s);
+	client_evicted_seed("evicted", 0);
 
 	/* the producer stops reading: releases back up in a small buffer */
 	s.n = 0;
@@ -255,6 +262,21 @@ static void client_seeds(void)
 	for (int i = 0; i < 3; i++)
 		C_FRAME(&s, FC_POLICY_RELEASE);
 	save("client", "no-frame-callback", &s);
+
+	/* zcv_client_wait_dispatch()'s blocking read: a stream, a backlog
+	 * read in one wake-up, an eviction behind held frames */
+	s.n = 0;
+	SEED_FIELDS(&s, struct fc_config, .flags = FC_CFG_WAIT_BLOCK);
+	C_POOL(&s, .n_buffers = 0);
+	for (int i = 0; i < 3; i++)
+		C_FRAME(&s, FC_POLICY_RELEASE);
+	for (int i = 0; i < 10; i++)
+		SEED_MSG(&s, FC_OP_FRAME | FUZZ_OP_BATCH, struct fc_frame,
+			 .policy = FC_POLICY_RELEASE);
+	C_FRAME(&s, FC_POLICY_HOLD);
+	SEED_MSG(&s, FC_OP_BYE, struct fc_bye, .error = 0);
+	save("client", "wait-block-stream", &s);
+	client_evicted_seed("wait-block-evicted", FC_CFG_WAIT_BLOCK);
 }
 
 #define S_CONNECT(s, f) SEED_OP(s, FS_OP_CONNECT, struct fs_connect, .flags = f)

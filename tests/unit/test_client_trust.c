@@ -24,6 +24,7 @@
 #include <zcv/client.h>
 #include <zcv/memory.h>
 #include "closer.h"
+#include "fake_producer.h"
 #include "fdcheck.h"
 #include "protocol.h"
 #include "wire.h"
@@ -203,36 +204,13 @@ static void fake_finish(struct fake *f)
 
 static void fake_welcome(struct fake *f, uint16_t path, unsigned n_buffers, uint32_t generation)
 {
-	struct zcv_msg_welcome w;
-	size_t len = zcv_msg_init(&w, ZCV_MSG_WELCOME);
-
-	w.version = ZCV_PROTOCOL_VERSION;
-	w.path = path;
-	w.max_hold = n_buffers;
-	w.fourcc = f->l.fourcc;
-	w.width = f->l.width;
-	w.height = f->l.height;
-	w.n_planes = f->l.n_planes;
-	for (unsigned p = 0; p < f->l.n_planes; p++)
-		w.planes[p] = (struct zcv_wire_plane){ f->l.planes[p].offset, f->l.planes[p].stride,
-						       f->l.planes[p].size, 0 };
-	w.generation = generation;
-	w.n_buffers = n_buffers;
-	w.frame_size = f->l.size;
-	assert_int_equal(zcv_msg_send(f->fd, &w, len, NULL, 0), 0);
+	fake_send_welcome(f->fd, &f->l, path, n_buffers, n_buffers, generation);
 }
 
 /* Sends buffer idx in fd (borrowed), announced as BUF_SIZE bytes. */
 static void fake_buffer(struct fake *f, unsigned idx, uint32_t generation, int fd)
 {
-	struct zcv_msg_buffer b;
-	size_t len = zcv_msg_init(&b, ZCV_MSG_BUFFER);
-
-	b.generation = generation;
-	b.index = idx;
-	b.n_fds = 1;
-	b.fd_size[0] = BUF_SIZE;
-	assert_int_equal(zcv_msg_send(f->fd, &b, len, &fd, 1), 0);
+	fake_send_buffer(f->fd, idx, generation, fd, BUF_SIZE);
 }
 
 static void fake_frame(struct fake *f, uint32_t generation, unsigned idx, uint64_t seq)

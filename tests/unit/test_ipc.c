@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <string.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -22,6 +23,7 @@
 #include <zcv/memory.h>
 #include <zcv/pool.h>
 #include <zcv/server.h>
+#include "fake_producer.h"
 #include "fdcheck.h"
 #include "protocol.h"
 #include "wire.h"
@@ -1125,31 +1127,14 @@ static void fake_finish(struct fake *f)
 
 static void fake_welcome(struct fake *f, unsigned n_buffers, uint32_t generation)
 {
-	struct zcv_msg_welcome w;
 	struct zcv_layout l;
-	size_t len = zcv_msg_init(&w, ZCV_MSG_WELCOME);
 
 	layout_nv12(&l);
-	w.version = 1;
-	w.path = ZCV_PATH_MEMFD;
-	w.max_hold = 2;
-	w.fourcc = l.fourcc;
-	w.width = l.width;
-	w.height = l.height;
-	w.n_planes = l.n_planes;
-	for (unsigned p = 0; p < l.n_planes; p++)
-		w.planes[p] = (struct zcv_wire_plane){ l.planes[p].offset, l.planes[p].stride,
-						       l.planes[p].size, 0 };
-	w.generation = generation;
-	w.n_buffers = n_buffers;
-	w.frame_size = l.size;
-	assert_int_equal(zcv_msg_send(f->fd, &w, len, NULL, 0), 0);
+	fake_send_welcome(f->fd, &l, ZCV_PATH_MEMFD, 2, n_buffers, generation);
 }
 
 static void fake_buffer(struct fake *f, unsigned idx, uint32_t generation, bool sealed)
 {
-	struct zcv_msg_buffer b;
-	size_t len = zcv_msg_init(&b, ZCV_MSG_BUFFER);
 	int fd;
 
 	if (sealed) {
@@ -1160,11 +1145,7 @@ static void fake_buffer(struct fake *f, unsigned idx, uint32_t generation, bool 
 		assert_int_equal(ftruncate(fd, 3072), 0);
 	}
 	assert_true(fd >= 0);
-	b.generation = generation;
-	b.index = idx;
-	b.n_fds = 1;
-	b.fd_size[0] = 3072;
-	assert_int_equal(zcv_msg_send(f->fd, &b, len, &fd, 1), 0);
+	fake_send_buffer(f->fd, idx, generation, fd, 3072);
 	close(fd);
 }
 
@@ -1707,6 +1688,59 @@ static void test_frame_length_access(void **state)
 	env_finish(&e);
 }
 
+/*
+ * A listener whose backlog is full (a stopped producer, or one flooded by
+ * another process) never blocks a consumer: connecting fails at once with
+ * -EAGAIN, the client says why, and with reconnect on it waits to try
+ * again instead of giving up. alarm() ends the test if a connect blocks.
+ */
+static void test_connect_backlog_full(void **state)
+{
+	char dir[] = "/tmp/zcv-backlog-XXXXXX", path[64];
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct zcv_client_config cfg = { .size = sizeof(cfg), .name = "late" };
+	struct zcv_client *c = NULL;
+	int lfd, queued[64], n = 0, r = 0;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/s.sock", dir);
+	assert_true(strlen(path) < sizeof(addr.sun_path));
+	memcpy(addr.sun_path, path, strlen(path) + 1);
+	lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	assert_int_equal(listen(lfd, 0), 0); /* never accepted */
+	alarm(10);
+	while (n < 64 && (r = zcv_socket_connect(path)) >= 0)
+		queued[n++] = r;
+	assert_int_equal(r, -EAGAIN);
+	assert_true(n >= 1);
+
+	cfg.socket_path = path;
+	assert_int_equal(zcv_client_connect(&cfg,
+					    &(struct zcv_client_callbacks){
+						    .size = sizeof(struct zcv_client_callbacks) },
+					    NULL, &c),
+			 -EAGAIN);
+	assert_null(c);
+	cfg.reconnect.enable = true;
+	assert_int_equal(zcv_client_connect(&cfg,
+					    &(struct zcv_client_callbacks){
+						    .size = sizeof(struct zcv_client_callbacks) },
+					    NULL, &c),
+			 0);
+	assert_int_equal(zcv_client_dispatch(c), 0);
+	zcv_client_destroy(c);
+	alarm(0);
+
+	for (int i = 0; i < n; i++)
+		close(queued[i]);
+	close(lfd);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1737,6 +1771,7 @@ int main(void)
 		T(test_release_any_thread),
 		T(test_struct_sizes),
 		T(test_frame_length_access),
+		T(test_connect_backlog_full),
 #undef T
 	};
 

@@ -218,6 +218,9 @@ ZCV_EXPORT int zcv_client_connect(const struct zcv_client_config *cfg,
 ZCV_EXPORT void zcv_client_destroy(struct zcv_client *c);
 
 /* The fd to poll (for zcv_client_get_events()); owned by the client.
+ * The socket's O_NONBLOCK flag is clear (zcv_client_wait_dispatch() sleeps
+ * in it; every other call passes MSG_DONTWAIT): poll it, do not read it or
+ * change its flags.
  * Without reconnect it is the socket, the same for the client's life. With
  * config.reconnect it changes: the socket while connected, a timer (an
  * epoll fd) while waiting to connect: ask again after every dispatch (a
@@ -276,9 +279,35 @@ ZCV_EXPORT unsigned zcv_client_held(struct zcv_client *c);
 /* The current format, or NULL before the handshake completed. */
 ZCV_EXPORT const struct zcv_client_format *zcv_client_get_format(struct zcv_client *c);
 
-/* Blocks until the fd is ready for zcv_client_get_events() (or timeout_ms,
- * -1 forever) and dispatches: a convenience for sinks with no loop of
- * their own. Returns as zcv_client_dispatch, or 0 on timeout. */
+/*
+ * Waits for the producer (at most timeout_ms; -1: no limit, 0: not at
+ * all) and dispatches: for sinks with no loop of their own. Returns as
+ * zcv_client_dispatch(), or 0 on timeout or when a signal interrupted the
+ * wait (so a caller's signal flag is seen), -EBUSY when another thread is
+ * in dispatch or wait_dispatch, or from a callback.
+ *
+ * Cost: while connected, with no release queued, it sleeps in one
+ * recvmmsg() on the socket (no poll) that returns with everything queued
+ * by then (up to 8 messages; more are read without blocking, as dispatch
+ * reads): a sink that releases each frame from its callback makes two
+ * syscalls per frame, that recvmmsg and the RELEASE's sendmsg. The first
+ * call, and any whose timeout differs from the previous one's, also sets
+ * SO_RCVTIMEO (one setsockopt). Otherwise (timeout_ms 0, releases queued
+ * because the socket was full, waiting to reconnect, the stream ended) it
+ * polls zcv_client_get_fd() for zcv_client_get_events() and then
+ * dispatches, as before.
+ *
+ * Threads: the wait holds no lock, so zcv_client_release() from other
+ * threads goes on meanwhile. A release another thread made while this one
+ * waited that found the socket full is queued and sent by the next
+ * dispatch or wait_dispatch (which then takes the poll path, asking for
+ * POLLOUT, until the queue is empty): keep the timeout finite where that
+ * matters.
+ *
+ * May return 0 before any event when timeout_ms is negative: the wait
+ * then lasts at most 10 s (an unlimited socket read would be restarted
+ * after a signal instead of returning); call it again.
+ */
 ZCV_EXPORT int zcv_client_wait_dispatch(struct zcv_client *c, int timeout_ms);
 
 /*
