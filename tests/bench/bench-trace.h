@@ -141,4 +141,81 @@ static inline long long bench_trace_total(const char *path)
 	return calls;
 }
 
+/* Calls per syscall name of an `strace -c` table (bench_trace_read). */
+#define BENCH_TRACE_MAX_NAMES 48
+struct bench_trace_counts {
+	unsigned n;
+	long long total; /* the table's total line, or -1 */
+	struct {
+		char name[24];
+		long long calls;
+	} e[BENCH_TRACE_MAX_NAMES];
+};
+
+/*
+ * Reads the per-syscall "calls" column of an `strace -c` table into ret
+ * (rows past BENCH_TRACE_MAX_NAMES are left out of ret->e, never out of the
+ * total). Returns the total, or -1 (ret->n 0) when the table is missing.
+ */
+static inline long long bench_trace_read(const char *path, struct bench_trace_counts *ret)
+{
+	FILE *f = fopen(path, "re");
+	char line[256];
+
+	memset(ret, 0, sizeof(*ret));
+	ret->total = -1;
+	while (f && fgets(line, sizeof(line), f)) {
+		char *tok[8], *end;
+		int n = 0;
+		long long calls;
+
+		for (char *s = strtok(line, " \t\n"); s && n < 8; s = strtok(NULL, " \t\n"))
+			tok[n++] = s;
+		/* % time, seconds, usecs/call, calls, [errors,] syscall */
+		if (n < 5)
+			continue;
+		calls = strtoll(tok[3], &end, 10);
+		if (*end || tok[0][0] < '0' || tok[0][0] > '9')
+			continue; /* the header or the dashes */
+		if (!strcmp(tok[n - 1], "total")) {
+			ret->total = calls;
+		} else if (ret->n < BENCH_TRACE_MAX_NAMES) {
+			snprintf(ret->e[ret->n].name, sizeof(ret->e[0].name), "%s", tok[n - 1]);
+			ret->e[ret->n++].calls = calls;
+		}
+	}
+	if (f)
+		fclose(f);
+	return ret->total;
+}
+
+/* Calls of one syscall in c (0 when it was not made). */
+static inline long long bench_trace_calls(const struct bench_trace_counts *c, const char *name)
+{
+	for (unsigned i = 0; i < c->n; i++)
+		if (!strcmp(c->e[i].name, name))
+			return c->e[i].calls;
+	return 0;
+}
+
+/* Adds b's calls into a, name by name (a's total too when both have one). */
+static inline void bench_trace_add(struct bench_trace_counts *a, const struct bench_trace_counts *b)
+{
+	for (unsigned i = 0; i < b->n; i++) {
+		unsigned k = 0;
+
+		while (k < a->n && strcmp(a->e[k].name, b->e[i].name))
+			k++;
+		if (k == a->n) {
+			if (a->n == BENCH_TRACE_MAX_NAMES)
+				continue;
+			a->e[a->n++] = b->e[i];
+		} else {
+			a->e[k].calls += b->e[i].calls;
+		}
+	}
+	if (b->total >= 0)
+		a->total = (a->total < 0 ? 0 : a->total) + b->total;
+}
+
 #endif

@@ -83,6 +83,16 @@ def main():
             # strace may fail to attach (reported, not fatal): a count made is sane
             if v is not None and v["ok"] and (v["producer"] <= 0 or v["consumer"] <= 0):
                 fail(f"bad syscall count for {side}: {sc}")
+            # zcv's counts call by call (zcv-bench since issue 13)
+            if v is not None and v["ok"] and "consumer_by_name" in v:
+                if v.get("consumer_loop") not in ("wait_dispatch", "poll+dispatch"):
+                    fail(f"unknown consumer loop: {sc}")
+                names = {**v["consumer_by_name"], **v.get("producer_by_name", {})}
+                if any(x < 0 for x in names.values()):
+                    fail(f"negative syscall count by name: {sc}")
+                if v["consumer_by_name"].get("recvmmsg", 0) <= 0 or \
+                        v.get("producer_library_per_consumer", 0) <= 0:
+                    fail(f"no socket calls counted: {sc}")
     print(f"check_json: {path}: {len(runs)} runs, {len(doc['gstreamer'])} GStreamer sizes, "
           f"{len(pw['runs'])} PipeWire runs"
           f"{' (skipped: ' + pw['skipped'] + ')' if pw['skipped'] else ''}, "

@@ -41,21 +41,32 @@ def main():
     print("| size | zcv zero-copy (same CPU) | (cross CPU) | zcv copy tier (same CPU) | map per frame | "
           "GStreamer (a) zero-copy | GStreamer (b) copying | copy ÷ zero-copy | (b) ÷ zero-copy | (a) ÷ zero-copy |")
     print("|---|---|---|---|---|---|---|---|---|---|")
+    def pair(v):
+        """'a (b + c)' of producer + consumer µs, or '-' (a --quick run has no such run)."""
+        if v is None:
+            return "-"
+        p, c = v
+        return f"{f(p + c, 2)} ({f(p, 2)} + {f(c, 2)})"
+
+    def ratio(a, b):
+        return f"{f(a / b)}×" if a is not None and b else "-"
+
     for w, h in sizes:
         zs = get("placement", w, h, 1, "zero-copy", "none", "same")
         zx = get("placement", w, h, 1, "zero-copy", "none", "cross")
         cs = get("placement", w, h, 1, "copy", "none", "same")
         mf = get("matrix", w, h, 1, "map-per-frame", "none")
         g = gst.get((w, h))
-        ga = g["zerocopy_a"]["producer_cpu_us_over_render"] + g["zerocopy_a"]["consumer_cpu_us"] if g else None
-        gb = g["copying_b"]["producer_cpu_us_over_render"] + g["copying_b"]["consumer_cpu_us"] if g else None
+        gap = (g["zerocopy_a"]["producer_cpu_us_over_render"], g["zerocopy_a"]["consumer_cpu_us"]) if g else None
+        gbp = (g["copying_b"]["producer_cpu_us_over_render"], g["copying_b"]["consumer_cpu_us"]) if g else None
+        zsp = (zs["unpaced"]["producer_cpu_us_per_frame"], zs["unpaced"]["consumer_cpu_us_per_frame"]) if zs else None
         z = cpu(zs) if zs else None
-        print(f"| {w}x{h} | {f(z, 2) if zs else '-'} "
-              f"({f(zs['unpaced']['producer_cpu_us_per_frame'], 2)} + {f(zs['unpaced']['consumer_cpu_us_per_frame'], 2)}) | "
+        ga = sum(gap) if gap else None
+        gb = sum(gbp) if gbp else None
+        print(f"| {w}x{h} | {pair(zsp)} | "
               f"{f(cpu(zx), 2) if zx else '-'} | {f(cpu(cs)) if cs else '-'} | {f(cpu(mf), 2) if mf else '-'} | "
-              f"{f(ga) if g else '-'} ({f(g['zerocopy_a']['producer_cpu_us_over_render'])} + {f(g['zerocopy_a']['consumer_cpu_us'])}) | "
-              f"{f(gb) if g else '-'} ({f(g['copying_b']['producer_cpu_us_over_render'])} + {f(g['copying_b']['consumer_cpu_us'])}) | "
-              f"{f(cpu(cs) / z) if zs and cs else '-'}× | {f(gb / z) if g and z else '-'}× | {f(ga / z) if g and z else '-'}× |")
+              f"{pair(gap)} | {pair(gbp)} | "
+              f"{ratio(cpu(cs) if cs else None, z)} | {ratio(gb, z)} | {ratio(ga, z)} |")
 
     print("\n### Hand-off latency, 1 consumer, one frame in flight (µs, p50 / p99 / max)\n")
     print("| size | zero-copy same CPU | zero-copy cross CPU | zero-copy unpinned | copy tier same CPU | copy tier cross CPU |")
@@ -187,6 +198,19 @@ def pipewire_tables(doc):
             wc = (f"{f(w['producer'], 2)} | {f(w['consumer'], 2)}" if w and w["ok"] else
                   "- | -")
             print(f"| {r['width']}x{r['height']} | {r['fps']} | {zc} | {wc} |")
+        named = [r for r in sc if r["zcv"]["ok"] and "consumer_by_name" in r["zcv"]]
+        if named:
+            print("\n| size | fps | zcv consumer loop | consumer calls per frame by name | "
+                  "producer library (sendmsg + recvmmsg + recvmsg) per consumer per frame | "
+                  "server epoll_wait | bench pacing (poll + read) |")
+            print("|---|---|---|---|---|---|---|")
+            for r in named:
+                z = r["zcv"]
+                names = sorted(z["consumer_by_name"].items(), key=lambda kv: -kv[1])
+                by = ", ".join(f"{k} {v:.2f}" for k, v in names if v >= 0.005)
+                print(f"| {r['width']}x{r['height']} | {r['fps']} | {z['consumer_loop']} | {by} | "
+                      f"{f(z.get('producer_library_per_consumer', -1), 2)} | "
+                      f"{f(z.get('producer_epoll_wait', -1), 2)} | {f(z.get('producer_pacing', -1), 2)} |")
 
 
 def summary(docs):
@@ -210,8 +234,15 @@ def summary(docs):
             for side in ("zcv", "pipewire"):
                 v = r[side]
                 if v and v["ok"]:
+                    # an A/B of the consumer loop (--consumer-poll) is two cases
+                    case = f"{side} ({v['consumer_loop']})" if "consumer_loop" in v else side
                     for who in ("producer", "consumer"):
-                        rows.setdefault((r["fps"], side, who), []).append(v[who])
+                        rows.setdefault((r["fps"], case, who), []).append(v[who])
+                    if "consumer_by_name" in v:
+                        for k, val in v["consumer_by_name"].items():
+                            rows.setdefault((r["fps"], case, f"consumer {k}"), []).append(val)
+                        rows.setdefault((r["fps"], case, "producer library per consumer"),
+                                        []).append(v["producer_library_per_consumer"])
     if rows:
         print("\n| fps | case | side | syscalls per frame |")
         print("|---|---|---|---|")

@@ -121,6 +121,10 @@ static uint64_t sum_bytes(const uint8_t *p, size_t n)
 
 /* ------------------------------------------------------------- consumer */
 
+/* --consumer-poll: every zcv consumer polls and then dispatches (the loop
+ * before issue 13) instead of one zcv_client_wait_dispatch() */
+static bool consumer_poll;
+
 struct cons_report {
 	uint64_t magic;
 	uint64_t frames_total;
@@ -133,6 +137,7 @@ struct cons_report {
 	uint64_t n_lat;
 	int64_t syscalls; /* strace count over the traced frames of phase 2, or -1 */
 	uint64_t traced;
+	struct bench_trace_counts sc; /* ... call by call */
 	/* followed by n_lat uint64_t latency samples (ns) of phase 2 */
 };
 #define REPORT_MAGIC 0x7a637662656e6368ull
@@ -259,7 +264,7 @@ static void cons_frame(void *data, const struct zcv_client_frame *f)
 		c->done = true;
 		if (c->strace_pid > 0) {
 			bench_trace_stop(c->strace_pid);
-			c->rep.syscalls = bench_trace_total(c->strace_out);
+			c->rep.syscalls = bench_trace_read(c->strace_out, &c->rep.sc);
 			c->strace_pid = 0;
 		}
 	}
@@ -276,17 +281,20 @@ static void cons_closed(void *data, int error, const char *reason)
 
 static int consumer_main(int argc, char **argv)
 {
-	/* --consumer SOCKET REPORT MODE TOUCH CPU WARMUP MAXHOLD [STRACE_OUT] */
+	/* --consumer SOCKET REPORT MODE TOUCH CPU WARMUP MAXHOLD LOOP [STRACE_OUT]
+	 * LOOP: 0 zcv_client_wait_dispatch(), 1 poll + zcv_client_dispatch() */
 	struct cons c = { 0 };
 	struct zcv_client_config cfg = { .size = sizeof(struct zcv_client_config),
 					 .name = "zcv-bench" };
 	uint64_t deadline;
+	bool poll_loop;
 	FILE *f;
 	int r;
 
-	if (argc != 9 && argc != 10)
+	if (argc != 10 && argc != 11)
 		return 2;
-	c.strace_out = argc == 10 ? argv[9] : NULL;
+	poll_loop = atoi(argv[9]) == 1;
+	c.strace_out = argc == 11 ? argv[10] : NULL;
 	c.rep.syscalls = -1;
 	c.mode = (enum mode)atoi(argv[4]);
 	c.touch = (enum touch)atoi(argv[5]);
@@ -311,11 +319,17 @@ static int consumer_main(int argc, char **argv)
 	}
 	deadline = mono_ns() + 600 * NSEC;
 	while (!c.done && !c.error && mono_ns() < deadline) {
-		struct pollfd pfd = { .fd = zcv_client_get_fd(c.cl), .events = POLLIN };
+		if (poll_loop) {
+			/* the loop before issue 13: poll, then a dispatch */
+			struct pollfd pfd = { .fd = zcv_client_get_fd(c.cl), .events = POLLIN };
 
-		if (poll(&pfd, 1, 1000) < 0 && errno != EINTR)
-			break;
-		r = zcv_client_dispatch(c.cl);
+			if (poll(&pfd, 1, 1000) < 0 && errno != EINTR)
+				break;
+			r = zcv_client_dispatch(c.cl);
+		} else {
+			/* one blocking recvmmsg per wake-up, no poll */
+			r = zcv_client_wait_dispatch(c.cl, 1000);
+		}
 		if (r < 0 && !c.done)
 			c.error = r;
 		if (r != 0)
@@ -370,6 +384,10 @@ struct run_res {
 	const char *path;
 	double prod_syscalls, cons_syscalls; /* per frame, phase 2, traced runs; -1: none */
 	uint64_t delivered2;                 /* phase 2 frames all consumers got */
+	/* traced runs, call by call: the producer's over f2 frames, the
+	 * consumers' summed over cons_traced frames (all consumers') */
+	struct bench_trace_counts prod_sc, cons_sc;
+	uint64_t cons_traced;
 };
 
 /* A zero-copy consumer is granted holds out of the pool minus a reserve of
@@ -481,6 +499,7 @@ static int run_one(const struct run_cfg *rc, unsigned n_buffers, struct run_res 
 
 	memset(res, 0, sizeof(*res));
 	res->prod_syscalls = res->cons_syscalls = -1;
+	res->prod_sc.total = res->cons_sc.total = -1;
 	zcv_latency_init(&lat, 0);
 	if (!zcv_fits(rc->n_cons)) {
 		snprintf(res->error, sizeof(res->error),
@@ -532,11 +551,18 @@ static int run_one(const struct run_cfg *rc, unsigned n_buffers, struct run_res 
 		snprintf(tr, sizeof(tr), "%s/c%u.strace", dir, i);
 		pids[i] = fork();
 		if (pids[i] == 0) {
-			char *args[] = {
-				"zcv-bench", "--consumer", sock, rep[i], mode,
-				touch,       cpu,          warm, hold_s, rc->strace ? tr : NULL,
-				NULL
-			};
+			char *args[] = { "zcv-bench",
+					 "--consumer",
+					 sock,
+					 rep[i],
+					 mode,
+					 touch,
+					 cpu,
+					 warm,
+					 hold_s,
+					 consumer_poll ? "1" : "0",
+					 rc->strace ? tr : NULL,
+					 NULL };
 
 			execv("/proc/self/exe", args);
 			_exit(127);
@@ -704,7 +730,8 @@ static int run_one(const struct run_cfg *rc, unsigned n_buffers, struct run_res 
 	if (trace > 0) {
 		bench_trace_stop(trace);
 		trace = 0;
-		res->prod_syscalls = (double)bench_trace_total(trace_out) / (double)f2;
+		res->prod_syscalls =
+			(double)bench_trace_read(trace_out, &res->prod_sc) / (double)f2;
 	}
 	res->copied_bytes = zcv_server_copied_bytes(p.srv);
 	{
@@ -751,9 +778,12 @@ static int run_one(const struct run_cfg *rc, unsigned n_buffers, struct run_res 
 			r = -EIO;
 			goto out;
 		}
-		if (rc->strace && cr.syscalls >= 0 && cr.traced)
+		if (rc->strace && cr.syscalls >= 0 && cr.traced) {
 			res->cons_syscalls = ZCV_MAX(res->cons_syscalls, 0) +
 					     (double)cr.syscalls / (double)cr.traced / rc->n_cons;
+			bench_trace_add(&res->cons_sc, &cr.sc);
+			res->cons_traced += cr.traced;
+		}
 		cons1 += us_per(cr.cpu1_ns, cr.n1) / rc->n_cons;
 		cons2 += us_per(cr.cpu2_ns, cr.n2) / rc->n_cons;
 		res->delivered2 += cr.n2;
@@ -1876,23 +1906,111 @@ static int parse_list(const char *s, unsigned *out, unsigned max, unsigned *ret_
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: " TOOL " [options]\n"
-		   "Measure what a frame costs through zcv (zero-copy), its copy tier, mapping\n"
-		   "per frame, and GStreamer shmsink/shmsrc, side by side.\n\n"
-		   "  --quick              a few seconds: one small size, 1-2 consumers (ctest)\n"
-		   "  --json FILE          write every figure as JSON\n"
-		   "  --sizes LIST         WxH,WxH,... (default "
-		   "640x480,1280x720,1920x1080,3840x2160)\n"
-		   "  --consumers LIST     consumer counts (default 1,2,4,8)\n"
-		   "  --seconds S          length of the unpaced phase of each run (default 1.0)\n"
-		   "  --buffers N          pool size (default 4)\n"
-		   "  --no-gst             skip the GStreamer shm runs\n"
-		   "  --no-crossover       skip the copy vs map-per-frame sweep over small sizes\n"
-		   "  --no-placement       skip the same-CPU / cross-CPU latency runs\n"
-		   "  --no-pw              skip the PipeWire runs (skipped anyway without\n"
-		   "                       zcv-bench-pw, pipewire and pw-link)\n"
-		   "  --no-syscalls        skip the syscall counts (strace)\n"
-		   "  --help\n");
+	fprintf(f,
+		"Usage: " TOOL " [options]\n"
+		"Measure what a frame costs through zcv (zero-copy), its copy tier, mapping\n"
+		"per frame, and GStreamer shmsink/shmsrc, side by side.\n\n"
+		"  --quick              a few seconds: one small size, 1-2 consumers (ctest)\n"
+		"  --json FILE          write every figure as JSON\n"
+		"  --sizes LIST         WxH,WxH,... (default "
+		"640x480,1280x720,1920x1080,3840x2160)\n"
+		"  --consumers LIST     consumer counts (default 1,2,4,8)\n"
+		"  --seconds S          length of the unpaced phase of each run (default 1.0)\n"
+		"  --buffers N          pool size (default 4)\n"
+		"  --no-gst             skip the GStreamer shm runs\n"
+		"  --no-crossover       skip the copy vs map-per-frame sweep over small sizes\n"
+		"  --no-placement       skip the same-CPU / cross-CPU latency runs\n"
+		"  --no-pw              skip the PipeWire runs (skipped anyway without\n"
+		"                       zcv-bench-pw, pipewire and pw-link)\n"
+		"  --no-syscalls        skip the syscall counts (strace)\n"
+		"  --consumer-poll      zcv consumers poll, then zcv_client_dispatch() (the loop\n"
+		"                       before issue 13) instead of zcv_client_wait_dispatch():\n"
+		"                       the A side of an A/B\n"
+		"  --help\n");
+}
+
+static const char *consumer_loop_name(void)
+{
+	return consumer_poll ? "poll+dispatch" : "wait_dispatch";
+}
+
+/* The producer's calls that are the library's: the server's socket calls.
+ * The bench's own loop around it (pacing timerfd read, poll), the
+ * server's epoll_wait per dispatch (not per consumer) and strace's
+ * attach/detach are not among them. */
+static const char *const prod_lib_calls[] = { "sendmsg", "recvmmsg", "recvmsg" };
+/* The bench's own pacing loop: poll on timerfd + server, read of the tick. */
+static const char *const prod_pacing_calls[] = { "poll", "read" };
+
+static double sc_sum(const struct bench_trace_counts *c, const char *const *names, size_t n)
+{
+	long long sum = 0;
+
+	for (size_t i = 0; i < n; i++)
+		sum += bench_trace_calls(c, names[i]);
+	return (double)sum;
+}
+
+static double prod_lib_per_cons(const struct run_res *r, unsigned n_cons)
+{
+	return r->f2 ? sc_sum(&r->prod_sc, prod_lib_calls, ZCV_ARRAY_SIZE(prod_lib_calls)) /
+			       (double)r->f2 / n_cons :
+		       -1;
+}
+
+static double prod_pacing(const struct run_res *r)
+{
+	return r->f2 ? sc_sum(&r->prod_sc, prod_pacing_calls, ZCV_ARRAY_SIZE(prod_pacing_calls)) /
+			       (double)r->f2 :
+		       -1;
+}
+
+/* Calls per frame by name, most first, those under 0.005 left out. */
+static void print_sc_names(const struct bench_trace_counts *c, double frames)
+{
+	bool done[BENCH_TRACE_MAX_NAMES] = { false };
+
+	for (unsigned k = 0; k < c->n; k++) {
+		int best = -1;
+
+		for (unsigned i = 0; i < c->n; i++)
+			if (!done[i] && (best < 0 || c->e[i].calls > c->e[best].calls))
+				best = (int)i;
+		done[best] = true;
+		if ((double)c->e[best].calls / frames < 0.005)
+			break;
+		printf(" %s %.2f", c->e[best].name, (double)c->e[best].calls / frames);
+	}
+	printf("\n");
+}
+
+static void print_sc_detail(const struct run_res *r, unsigned n_cons)
+{
+	if (r->cons_traced && r->cons_sc.n) {
+		printf("    consumer (%s) per frame:", consumer_loop_name());
+		print_sc_names(&r->cons_sc, (double)r->cons_traced);
+	}
+	if (r->f2 && r->prod_sc.n) {
+		printf("    producer process per frame:");
+		print_sc_names(&r->prod_sc, (double)r->f2);
+		printf("    producer library (sendmsg + recvmmsg + recvmsg) per consumer per frame "
+		       "%.2f; server epoll_wait per frame %.2f; bench pacing (poll + read) per "
+		       "frame %.2f\n",
+		       prod_lib_per_cons(r, n_cons),
+		       (double)bench_trace_calls(&r->prod_sc, "epoll_wait") / (double)r->f2,
+		       prod_pacing(r));
+	}
+}
+
+static void json_sc_names(FILE *f, const struct bench_trace_counts *c, double frames)
+{
+	fprintf(f, "{");
+	for (unsigned i = 0; i < c->n; i++) {
+		fprintf(f, "%s", i ? ", " : "");
+		json_str(f, c->e[i].name);
+		fprintf(f, ": %.3f", (double)c->e[i].calls / frames);
+	}
+	fprintf(f, "}");
 }
 
 static void machine_json(FILE *f)
@@ -1938,6 +2056,7 @@ int main(int argc, char **argv)
 		{ "no-placement", no_argument, NULL, 'P' },
 		{ "no-pw", no_argument, NULL, 'W' },
 		{ "no-syscalls", no_argument, NULL, 'S' },
+		{ "consumer-poll", no_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -2024,6 +2143,9 @@ int main(int argc, char **argv)
 			break;
 		case 'S':
 			syscalls = false;
+			break;
+		case 'L':
+			consumer_poll = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -2284,21 +2406,23 @@ int main(int argc, char **argv)
 		static const unsigned rates[] = { 60, 1000 };
 
 		printf("\n== syscalls per frame (strace -f -c over the measured frames), %ux%u, 1 "
-		       "consumer (-1: strace could not attach)\n",
-		       sizes[0].w, sizes[0].h);
+		       "consumer, zcv consumer loop %s (-1: strace could not attach)\n",
+		       sizes[0].w, sizes[0].h, consumer_loop_name());
 		for (unsigned k = 0; k < (quick ? 1 : ZCV_ARRAY_SIZE(rates)); k++) {
 			struct sc_row *row = &sc_rows[n_sc++];
 			unsigned n = rates[k] == 60 ? (quick ? 20 : 120) : (quick ? 100 : 1000);
 
 			row->fps = rates[k];
+			row->have_pw = false;
 			row->zcv = paced_cfg(sizes[0].w, sizes[0].h, 1, rates[k], n, "syscalls");
 			row->zcv.strace = true;
 			run_one(&row->zcv, n_buffers, &row->zres);
-			if (row->zres.ok)
+			if (row->zres.ok) {
 				printf("zcv      %4u fps: syscalls/frame producer %.2f, consumer "
 				       "%.2f\n",
 				       rates[k], row->zres.prod_syscalls, row->zres.cons_syscalls);
-			else
+				print_sc_detail(&row->zres, 1);
+			} else
 				printf("zcv      %4u fps: FAILED: %s\n", rates[k], row->zres.error);
 			if (!pw)
 				continue;
@@ -2501,8 +2625,9 @@ int main(int argc, char **argv)
 		fprintf(f,
 			",\n \"config\": {\"format\": \"NV12\", \"buffers\": %u, \"seconds\": "
 			"%.3f, "
-			"\"memory\": \"memfd\", \"pre_rendered\": true},\n \"runs\": [\n",
-			n_buffers, seconds);
+			"\"memory\": \"memfd\", \"pre_rendered\": true, \"consumer_loop\": \"%s\"},"
+			"\n \"runs\": [\n",
+			n_buffers, seconds, consumer_loop_name());
 		for (size_t i = 0; i < n_entries; i++) {
 			fprintf(f, "  ");
 			json_entry(f, &entries[i]);
@@ -2574,10 +2699,32 @@ int main(int argc, char **argv)
 				"\"zcv\": ",
 				i ? "," : "", row->zcv.w, row->zcv.h, row->fps);
 			if (row->zres.ok && row->zres.prod_syscalls >= 0 &&
-			    row->zres.cons_syscalls >= 0)
-				fprintf(f, "{\"ok\": true, \"producer\": %.3f, \"consumer\": %.3f}",
-					row->zres.prod_syscalls, row->zres.cons_syscalls);
-			else
+			    row->zres.cons_syscalls >= 0) {
+				const struct run_res *z = &row->zres;
+
+				fprintf(f,
+					"{\"ok\": true, \"producer\": %.3f, \"consumer\": %.3f, "
+					"\"consumer_loop\": \"%s\"",
+					z->prod_syscalls, z->cons_syscalls, consumer_loop_name());
+				if (z->cons_traced && z->cons_sc.n) {
+					fprintf(f, ", \"consumer_by_name\": ");
+					json_sc_names(f, &z->cons_sc, (double)z->cons_traced);
+				}
+				if (z->f2 && z->prod_sc.n) {
+					fprintf(f, ", \"producer_by_name\": ");
+					json_sc_names(f, &z->prod_sc, (double)z->f2);
+					fprintf(f,
+						", \"producer_library_per_consumer\": %.3f, "
+						"\"producer_epoll_wait\": %.3f, "
+						"\"producer_pacing\": %.3f",
+						prod_lib_per_cons(z, 1),
+						(double)bench_trace_calls(&z->prod_sc,
+									  "epoll_wait") /
+							(double)z->f2,
+						prod_pacing(z));
+				}
+				fprintf(f, "}");
+			} else
 				fprintf(f, "{\"ok\": false}");
 			fprintf(f, ", \"pipewire\": ");
 			if (!row->have_pw)
